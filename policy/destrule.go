@@ -1,0 +1,263 @@
+package policy
+
+import (
+	"slices"
+	"strings"
+
+	networkingapi "istio.io/api/networking/v1alpha3"
+)
+
+// mergedRule is Istio's ConsolidatedDestRule: the first rule of a host in
+// one index, with the subsets (and, if it had none, the traffic policy) of
+// the rules merged into it.
+type mergedRule struct {
+	first         *destRule
+	exportTo      map[string]bool
+	trafficPolicy *networkingapi.TrafficPolicy
+	subsets       []*networkingapi.Subset
+	from          []string
+}
+
+func (m *mergedRule) ref() string {
+	if m == nil {
+		return "-"
+	}
+	return m.first.name + "/" + m.first.namespace
+}
+
+func (m *mergedRule) subset(name string) *networkingapi.Subset {
+	for _, s := range m.subsets {
+		if s.GetName() == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// hostRules is one of Istio's consolidatedDestRules indexes.
+type hostRules struct {
+	specific map[string][]*mergedRule
+	wildcard map[string][]*mergedRule
+}
+
+// drIndex holds a namespace's share of Istio's destinationRuleIndex.
+type drIndex struct {
+	local     hostRules // namespaceLocal: what clients in this namespace see first
+	exported  hostRules // exportedByNamespace: what other namespaces may see
+	rootLocal hostRules // rootNamespaceLocal, for the root namespace only
+}
+
+// sortDestRules orders rules as sortConfigBySelectorAndCreationTime does:
+// rules with a workloadSelector first, then oldest first.
+func sortDestRules(drs []*destRule) {
+	slices.SortFunc(drs, func(a, b *destRule) int {
+		if a.hasSelector != b.hasSelector {
+			if a.hasSelector {
+				return -1
+			}
+			return 1
+		}
+		if olderThan(a.created, a.name, a.namespace, b.created, b.name, b.namespace) {
+			return -1
+		}
+		if olderThan(b.created, b.name, b.namespace, a.created, a.name, a.namespace) {
+			return 1
+		}
+		return 0
+	})
+}
+
+// buildDRIndex is setDestinationRules restricted to one namespace. drs must
+// be sorted with sortDestRules.
+func buildDRIndex(namespace string, drs []*destRule, m Mesh) *drIndex {
+	idx := &drIndex{}
+	for _, dr := range drs {
+		exportTo := map[string]bool{}
+		if dr.hasSelector {
+			exportTo["."] = true
+		} else {
+			for _, e := range dr.exportTo {
+				exportTo[e] = true
+			}
+		}
+		if len(exportTo) == 0 || exportTo["*"] || exportTo["."] || exportTo[namespace] {
+			idx.local.merge(dr, exportTo)
+		}
+		privateOnly := (len(exportTo) == 0 && m.defaultExportPrivate()) ||
+			(len(exportTo) == 1 && (exportTo["."] || exportTo[namespace]))
+		switch {
+		case !privateOnly:
+			idx.exported.merge(dr, exportTo)
+		case namespace == m.RootNamespace:
+			idx.rootLocal.merge(dr, exportTo)
+		}
+	}
+	return idx
+}
+
+func sameSet(a, b map[string]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}
+
+func supersetOf(a, b map[string]bool) bool {
+	for k := range b {
+		if !a[k] {
+			return false
+		}
+	}
+	return true
+}
+
+func sameLabels(a, b map[string]string) bool {
+	return len(a) == len(b) && subsetOf(a, b)
+}
+
+// merge is mergeDestinationRule with enhanced (exportTo-aware) merging, the
+// default since Istio 1.24.
+func (hr *hostRules) merge(dr *destRule, exportTo map[string]bool) {
+	rules := &hr.specific
+	if isWildcard(dr.host) {
+		rules = &hr.wildcard
+	}
+	if *rules == nil {
+		*rules = map[string][]*mergedRule{}
+	}
+	list := (*rules)[dr.host]
+	appendSeparately := true
+	for i, mdr := range list {
+		switch {
+		case sameSet(exportTo, mdr.exportTo):
+			appendSeparately = false
+		case len(mdr.exportTo) > 0 && supersetOf(exportTo, mdr.exportTo):
+			appendSeparately = true
+		default:
+			appendSeparately = true
+			continue
+		}
+		existing := mdr.first
+		bothWithoutSelector := !dr.hasSelector && !existing.hasSelector
+		bothWithSelector := dr.hasSelector && existing.hasSelector
+		selectorsMatch := sameLabels(existing.selector, dr.selector)
+		if bothWithSelector && !selectorsMatch {
+			appendSeparately = true
+			continue
+		}
+		if bothWithoutSelector || (bothWithSelector && selectorsMatch) {
+			appendSeparately = false
+		}
+		// Copy on write: the same mergedRule is never shared between indexes.
+		merged := *mdr
+		merged.subsets = slices.Clone(mdr.subsets)
+		merged.from = append(slices.Clone(mdr.from), dr.namespace+"/"+dr.name)
+		for _, s := range dr.spec.GetSubsets() {
+			if merged.subset(s.GetName()) == nil {
+				merged.subsets = append(merged.subsets, s)
+			}
+		}
+		if merged.trafficPolicy == nil && dr.spec.GetTrafficPolicy() != nil {
+			merged.trafficPolicy = dr.spec.GetTrafficPolicy()
+		}
+		list[i] = &merged
+	}
+	if appendSeparately {
+		list = append(list, &mergedRule{
+			first:         dr,
+			exportTo:      exportTo,
+			trafficPolicy: dr.spec.GetTrafficPolicy(),
+			subsets:       slices.Clone(dr.spec.GetSubsets()),
+			from:          []string{dr.namespace + "/" + dr.name},
+		})
+	}
+	(*rules)[dr.host] = list
+}
+
+// moreSpecific is host.MoreSpecific: non-wildcards first, then longer, then
+// alphabetical.
+func moreSpecific(a, b string) bool {
+	aw, bw := isWildcard(a), isWildcard(b)
+	if aw != bw {
+		return !aw
+	}
+	if len(a) == len(b) {
+		return a < b
+	}
+	return len(a) > len(b)
+}
+
+// lookup is MostSpecificHostMatch for a service host (never a wildcard).
+func (hr *hostRules) lookup(h string) ([]*mergedRule, bool) {
+	if l, ok := hr.specific[h]; ok {
+		return l, true
+	}
+	var best string
+	var found []*mergedRule
+	for w, l := range hr.wildcard {
+		if strings.HasSuffix(h, w[1:]) && (found == nil || moreSpecific(w, best)) {
+			best, found = w, l
+		}
+	}
+	return found, found != nil
+}
+
+// exportedTo filters rules exported to the client namespace.
+func exportedTo(rules []*mergedRule, client string) []*mergedRule {
+	var out []*mergedRule
+	for _, r := range rules {
+		if len(r.exportTo) == 0 || r.exportTo["*"] || r.exportTo[client] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// destinationRules is PushContext.destinationRule: the candidate rules a
+// client in namespace client sees for svc.
+func (e *env) destinationRules(client string, svc *service) []*mergedRule {
+	root := e.st.mesh.RootNamespace
+	if client != root {
+		if idx := e.drIndex(client); idx != nil {
+			if l, ok := idx.local.lookup(svc.host); ok {
+				return l
+			}
+		}
+	} else if idx := e.drIndex(root); idx != nil {
+		if l, ok := idx.rootLocal.lookup(svc.host); ok {
+			return l
+		}
+	}
+	for _, ns := range []string{svc.namespace, root} {
+		if idx := e.drIndex(ns); idx != nil {
+			if l, ok := idx.exported.lookup(svc.host); ok {
+				if out := exportedTo(l, client); len(out) > 0 {
+					return out
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// destinationRule is SidecarScope.DestinationRule: a workloadSelector rule of
+// the client's own namespace that matches the client's labels wins;
+// otherwise the last rule without a selector.
+func (e *env) destinationRule(v ClientView, svc *service) *mergedRule {
+	var catchAll *mergedRule
+	for _, r := range e.destinationRules(v.Namespace, svc) {
+		if !r.first.hasSelector {
+			catchAll = r
+			continue
+		}
+		if r.first.namespace == v.Namespace && subsetOf(r.first.selector, v.labels) {
+			return r
+		}
+	}
+	return catchAll
+}

@@ -1,0 +1,60 @@
+// Package policy decides, for a snapshot of a cluster, whether the mutual-TLS
+// mode a server sidecar enforces (PeerAuthentication) and the TLS a client
+// sidecar originates (DestinationRule, or auto mTLS) can work together, and
+// which (client, host:port) pairs a proposed write would break.
+//
+// It is the engine behind the mtlsguard admission webhook and the tls-check
+// command. It is pure: it imports no client, performs no I/O and keeps no
+// global state. Callers build a State from objects (see NewState), keep it
+// current with Apply and Remove, and ask it for a Table or a Decision.
+//
+// # Rules
+//
+// The rules transcribe Istio's control plane (1.24 and later, checked against
+// istio/istio at eed52ebb66ad):
+//
+//   - Server mode: pilot/pkg/security/authn/policy_applier.go
+//     ComposePeerAuthentication. Mesh (root namespace, empty selector) →
+//     namespace → workload → port, UNSET inherits, the oldest policy of a level
+//     wins (creationTimestamp, then name, then namespace), selectors in the
+//     root namespace are ignored, portLevelMtls is keyed by the endpoint's
+//     target port. A pod without a sidecar is NoSidecar: plaintext only.
+//   - DestinationRule lookup: pilot/pkg/model/push_context.go destinationRule
+//     and setDestinationRules, destination_rule.go mergeDestinationRule
+//     (enhanced, exportTo-aware merging), sidecar.go SidecarScope.DestinationRule
+//     (workloadSelector rules apply only to matching clients in their own
+//     namespace; otherwise the last rule without a selector is used).
+//   - Client TLS: pilot/pkg/networking/util GetPortLevelTrafficPolicy and
+//     MergeSubsetTrafficPolicy (port-level settings replace, they do not
+//     inherit), core/cluster_tls.go buildUpstreamTLSSettings and
+//     applyUpstreamTLSSettings, xds/endpoints/mtls_checker.go.
+//   - Auto mTLS: model.BestEffortInferServiceMTLSMode for the cluster (mesh and
+//     namespace policies only; headless services are all or nothing) and the
+//     per-endpoint tlsMode metadata, which honours the endpoint's own workload
+//     and port-level DISABLE.
+//
+// # Choices where Istio leaves room
+//
+//   - A pod has a sidecar when it carries the label security.istio.io/tlsMode,
+//     the annotation sidecar.istio.io/status, or a container named istio-proxy.
+//     Auto mTLS, like Istio, looks only at the label value "istio".
+//   - Pods in phase Succeeded or Failed are not endpoints; pending pods are,
+//     since they are about to receive traffic.
+//   - UDP and SCTP service ports are skipped: Istio builds no clusters for them.
+//   - SIMPLE and MUTUAL are always a conflict with a sidecar server, as in
+//     tls-check 1.4: whether the application terminates TLS itself is not
+//     visible in configuration.
+//   - A SIMPLE or MUTUAL rule with a credentialName and no workloadSelector
+//     sends plaintext from sidecars, as Istio drops such TLS contexts.
+//   - A service port with no endpoints has no conflict: there is nobody to
+//     disagree with.
+//   - A write without creationTimestamp (a file, or a create not yet stored)
+//     sorts as the given time; the webhook passes the request time.
+//   - Client views: every namespace that has a pod with a sidecar or is
+//     labelled for injection, split by the workloadSelector DestinationRules
+//     that match some of its pods.
+//
+// Mesh-wide DestinationRule changes (host "*" or "*.local") and mesh-level
+// PeerAuthentication changes necessarily touch every service; everything
+// else is evaluated only for the services and client namespaces it can reach.
+package policy

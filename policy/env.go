@@ -1,0 +1,73 @@
+package policy
+
+// env is the configuration the rules read: the State, optionally with one
+// namespace's PeerAuthentications or DestinationRules replaced. It lets the
+// engine evaluate "before" and "after" a write without copying the State.
+type env struct {
+	st *State
+	// When ovNS is set, ovPAs or ovDRs (with ovIdx and ovViews) replace that
+	// namespace's PeerAuthentications or DestinationRules.
+	ovNS    string
+	ovKind  kind
+	ovPAs   []*peerAuth
+	ovDRs   []*destRule
+	ovIdx   *drIndex
+	ovViews []ClientView
+}
+
+type kind int
+
+const (
+	kindNone kind = iota
+	kindPeerAuthentication
+	kindDestinationRule
+)
+
+func (e *env) peerAuths(ns string) []*peerAuth {
+	if e.ovKind == kindPeerAuthentication && ns == e.ovNS {
+		return e.ovPAs
+	}
+	if n := e.st.namespaces[ns]; n != nil {
+		return n.pas
+	}
+	return nil
+}
+
+func (e *env) drIndex(ns string) *drIndex {
+	if e.ovKind == kindDestinationRule && ns == e.ovNS {
+		return e.ovIdx
+	}
+	if n := e.st.namespaces[ns]; n != nil {
+		return n.drIdx
+	}
+	return nil
+}
+
+func (e *env) views(ns string) []ClientView {
+	if e.ovKind == kindDestinationRule && ns == e.ovNS {
+		return e.ovViews
+	}
+	if n := e.st.namespaces[ns]; n != nil {
+		return n.views
+	}
+	return nil
+}
+
+// withPeerAuth returns the env in which namespace ns holds pas.
+func (s *State) withPeerAuths(ns string, pas []*peerAuth) *env {
+	sortPeerAuths(pas)
+	return &env{st: s, ovNS: ns, ovKind: kindPeerAuthentication, ovPAs: pas}
+}
+
+// withDestRules returns the env in which namespace ns holds drs.
+func (s *State) withDestRules(ns string, drs []*destRule) *env {
+	sortDestRules(drs)
+	e := &env{st: s, ovNS: ns, ovKind: kindDestinationRule, ovDRs: drs}
+	if len(drs) > 0 {
+		e.ovIdx = buildDRIndex(ns, drs, s.mesh)
+	}
+	if n := s.namespaces[ns]; n != nil {
+		e.ovViews = computeViews(n, drs)
+	}
+	return e
+}

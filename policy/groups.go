@@ -1,0 +1,114 @@
+package policy
+
+import (
+	"cmp"
+	"slices"
+)
+
+// Group is a row and the client views that share it.
+type Group struct {
+	Row   *Row
+	Views ViewSet
+}
+
+// ViewSet is a set of client views. It is kept symbolic ("every client view
+// outside these namespaces") until listed, because a mesh-wide row is shared
+// by thousands of namespaces.
+type ViewSet struct {
+	explicit []ClientView
+	others   bool
+	except   map[string]bool
+	st       *State
+}
+
+// List returns the views, sorted by namespace then selectors.
+func (v ViewSet) List() []ClientView {
+	out := slices.Clone(v.explicit)
+	if v.others {
+		for name, n := range v.st.namespaces {
+			if !v.except[name] {
+				out = append(out, n.views...)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b ClientView) int { return cmp.Compare(a.Key(), b.Key()) })
+	return out
+}
+
+// Len counts the views.
+func (v ViewSet) Len() int {
+	n := len(v.explicit)
+	if v.others {
+		for name, ns := range v.st.namespaces {
+			if !v.except[name] {
+				n += len(ns.views)
+			}
+		}
+	}
+	return n
+}
+
+// Namespaces lists the distinct client namespaces, sorted.
+func (v ViewSet) Namespaces() []string {
+	var out []string
+	for _, cv := range v.List() {
+		if len(out) == 0 || out[len(out)-1] != cv.Namespace {
+			out = append(out, cv.Namespace)
+		}
+	}
+	return out
+}
+
+// grouper collects rows by identity: the engine memoizes rows per
+// (service port, subset, rule), so views that share a row share a pointer.
+type grouper struct {
+	st     *State
+	groups map[*Row]*Group
+}
+
+func newGrouper(st *State) *grouper { return &grouper{st: st, groups: map[*Row]*Group{}} }
+
+func (g *grouper) add(r *Row, v ClientView, generic bool, except map[string]bool) {
+	grp, ok := g.groups[r]
+	if !ok {
+		grp = &Group{Row: r, Views: ViewSet{st: g.st}}
+		g.groups[r] = grp
+	}
+	if generic {
+		grp.Views.others = true
+		grp.Views.except = except
+		return
+	}
+	grp.Views.explicit = append(grp.Views.explicit, v)
+}
+
+// sorted returns the non-empty groups by host, port, subset, then first view.
+func (g *grouper) sorted() []Group {
+	out := make([]Group, 0, len(g.groups))
+	for _, grp := range g.groups {
+		if len(grp.Views.explicit) == 0 && grp.Views.Len() == 0 {
+			continue
+		}
+		out = append(out, *grp)
+	}
+	slices.SortFunc(out, func(a, b Group) int {
+		return cmp.Or(
+			cmp.Compare(a.Row.Host, b.Row.Host),
+			cmp.Compare(a.Row.Port, b.Row.Port),
+			cmp.Compare(a.Row.Subset, b.Row.Subset),
+			cmp.Compare(firstKey(a.Views), firstKey(b.Views)),
+		)
+	})
+	return out
+}
+
+func firstKey(v ViewSet) string {
+	if len(v.explicit) > 0 {
+		k := v.explicit[0].Key()
+		for _, cv := range v.explicit[1:] {
+			k = min(k, cv.Key())
+		}
+		return k
+	}
+	return "~" // symbolic sets sort last
+}

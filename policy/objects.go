@@ -1,0 +1,273 @@
+package policy
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	networkingapi "istio.io/api/networking/v1alpha3"
+	securityapi "istio.io/api/security/v1beta1"
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// Labels and annotations Istio's injector puts on pods and namespaces.
+const (
+	TLSModeLabel            = "security.istio.io/tlsMode"
+	SidecarStatusAnnotation = "sidecar.istio.io/status"
+	ProxyContainerName      = "istio-proxy"
+	InjectionLabel          = "istio-injection"
+	RevisionLabel           = "istio.io/rev"
+)
+
+// pod is the part of a Pod the rules read.
+type pod struct {
+	namespace, name string
+	labels          map[string]string
+	sidecar         bool // runs an Istio proxy
+	tlsIstio        bool // security.istio.io/tlsMode=istio: auto mTLS may send mTLS
+	namedPorts      map[string]int32
+}
+
+func (p *pod) key() string { return p.namespace + "/" + p.name }
+
+// HasSidecar reports whether the pod runs an Istio proxy.
+func HasSidecar(p *corev1.Pod) bool {
+	if _, ok := p.Labels[TLSModeLabel]; ok {
+		return true
+	}
+	if _, ok := p.Annotations[SidecarStatusAnnotation]; ok {
+		return true
+	}
+	for _, c := range p.Spec.Containers {
+		if c.Name == ProxyContainerName {
+			return true
+		}
+	}
+	for _, c := range p.Spec.InitContainers {
+		if c.Name == ProxyContainerName {
+			return true
+		}
+	}
+	return false
+}
+
+// terminated pods are never endpoints.
+func terminated(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+}
+
+func newPod(p *corev1.Pod) *pod {
+	out := &pod{
+		namespace: p.Namespace,
+		name:      p.Name,
+		labels:    p.Labels,
+		sidecar:   HasSidecar(p),
+		tlsIstio:  p.Labels[TLSModeLabel] == "istio",
+	}
+	for _, c := range p.Spec.Containers {
+		for _, cp := range c.Ports {
+			if cp.Name == "" {
+				continue
+			}
+			if out.namedPorts == nil {
+				out.namedPorts = map[string]int32{}
+			}
+			if _, dup := out.namedPorts[cp.Name]; !dup {
+				out.namedPorts[cp.Name] = cp.ContainerPort
+			}
+		}
+	}
+	return out
+}
+
+// service is the part of a Service the rules read.
+type service struct {
+	namespace, name, host string
+	selector              map[string]string
+	headless              bool
+	ports                 []servicePort
+}
+
+func (s *service) key() string { return s.namespace + "/" + s.name }
+
+type servicePort struct {
+	name   string
+	port   int32
+	target intstr.IntOrString
+}
+
+// targetPort resolves the port on pod p, as the endpoints controller does.
+// A named port the pod does not declare makes the pod no endpoint.
+func (sp servicePort) targetPort(p *pod) (int32, bool) {
+	switch {
+	case sp.target.Type == intstr.String && sp.target.StrVal != "":
+		n, ok := p.namedPorts[sp.target.StrVal]
+		return n, ok
+	case sp.target.Type == intstr.Int && sp.target.IntVal != 0:
+		return sp.target.IntVal, true
+	}
+	return sp.port, true
+}
+
+func newService(s *corev1.Service, domain string) *service {
+	out := &service{
+		namespace: s.Namespace,
+		name:      s.Name,
+		host:      s.Name + "." + s.Namespace + ".svc." + domain,
+		selector:  s.Spec.Selector,
+		headless:  s.Spec.ClusterIP == corev1.ClusterIPNone,
+	}
+	for _, p := range s.Spec.Ports {
+		if p.Protocol == corev1.ProtocolUDP || p.Protocol == corev1.ProtocolSCTP {
+			continue
+		}
+		out.ports = append(out.ports, servicePort{name: p.Name, port: p.Port, target: p.TargetPort})
+	}
+	return out
+}
+
+// peerAuth is a PeerAuthentication reduced to what decides a server mode.
+type peerAuth struct {
+	namespace, name string
+	created         time.Time
+	selector        map[string]string // empty: mesh or namespace level
+	mode            securityapi.PeerAuthentication_MutualTLS_Mode
+	portModes       map[uint32]securityapi.PeerAuthentication_MutualTLS_Mode
+}
+
+func (p *peerAuth) ref() string { return p.name + "/" + p.namespace }
+
+func newPeerAuth(pa *securityv1.PeerAuthentication) (*peerAuth, error) {
+	out := &peerAuth{
+		namespace: pa.Namespace,
+		name:      pa.Name,
+		created:   pa.CreationTimestamp.Time,
+		selector:  pa.Spec.GetSelector().GetMatchLabels(),
+	}
+	if m := pa.Spec.GetMtls(); m != nil {
+		if _, ok := securityapi.PeerAuthentication_MutualTLS_Mode_name[int32(m.Mode)]; !ok {
+			return nil, fmt.Errorf("PeerAuthentication %s/%s: spec.mtls.mode: unknown mode %d", pa.Namespace, pa.Name, m.Mode)
+		}
+		out.mode = m.Mode
+	}
+	for port, m := range pa.Spec.GetPortLevelMtls() {
+		if out.portModes == nil {
+			out.portModes = map[uint32]securityapi.PeerAuthentication_MutualTLS_Mode{}
+		}
+		var mode securityapi.PeerAuthentication_MutualTLS_Mode
+		if m != nil {
+			if _, ok := securityapi.PeerAuthentication_MutualTLS_Mode_name[int32(m.Mode)]; !ok {
+				return nil, fmt.Errorf("PeerAuthentication %s/%s: spec.portLevelMtls[%d].mode: unknown mode %d", pa.Namespace, pa.Name, port, m.Mode)
+			}
+			mode = m.Mode
+		}
+		out.portModes[port] = mode
+	}
+	return out, nil
+}
+
+// destRule is a DestinationRule with its host resolved to a FQDN.
+type destRule struct {
+	namespace, name string
+	created         time.Time
+	host            string
+	exportTo        []string
+	hasSelector     bool
+	selector        map[string]string
+	spec            *networkingapi.DestinationRule
+}
+
+func newDestRule(dr *networkingv1.DestinationRule, domain string) (*destRule, error) {
+	spec := &dr.Spec
+	if err := checkTLSModes(spec); err != nil {
+		return nil, fmt.Errorf("DestinationRule %s/%s: %w", dr.Namespace, dr.Name, err)
+	}
+	out := &destRule{
+		namespace: dr.Namespace,
+		name:      dr.Name,
+		created:   dr.CreationTimestamp.Time,
+		host:      resolveHost(spec.GetHost(), dr.Namespace, domain),
+		exportTo:  spec.GetExportTo(),
+		spec:      spec,
+	}
+	if ws := spec.GetWorkloadSelector(); ws != nil {
+		out.hasSelector = true
+		out.selector = ws.GetMatchLabels()
+	}
+	return out, nil
+}
+
+// checkTLSModes rejects TLS modes this version of Istio does not define,
+// naming the field, so that a typo never turns into a silent verdict.
+func checkTLSModes(spec *networkingapi.DestinationRule) error {
+	check := func(path string, tp *networkingapi.TrafficPolicy) error {
+		if tls := tp.GetTls(); tls != nil {
+			if _, ok := networkingapi.ClientTLSSettings_TLSmode_name[int32(tls.Mode)]; !ok {
+				return fmt.Errorf("%s.tls.mode: unknown mode %d", path, tls.Mode)
+			}
+		}
+		for i, pl := range tp.GetPortLevelSettings() {
+			if tls := pl.GetTls(); tls != nil {
+				if _, ok := networkingapi.ClientTLSSettings_TLSmode_name[int32(tls.Mode)]; !ok {
+					return fmt.Errorf("%s.portLevelSettings[%d].tls.mode: unknown mode %d", path, i, tls.Mode)
+				}
+			}
+		}
+		return nil
+	}
+	if err := check("spec.trafficPolicy", spec.GetTrafficPolicy()); err != nil {
+		return err
+	}
+	for i, s := range spec.GetSubsets() {
+		if err := check(fmt.Sprintf("spec.subsets[%d].trafficPolicy", i), s.GetTrafficPolicy()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolveHost is Istio's ResolveShortnameToFQDN: a host without a dot is
+// relative to the rule's namespace; anything with a dot is taken as is.
+func resolveHost(h, namespace, domain string) string {
+	if h == "" || h == "*" || net.ParseIP(h) != nil || strings.Contains(h, ".") {
+		return h
+	}
+	return h + "." + namespace + ".svc." + domain
+}
+
+func isWildcard(h string) bool { return strings.HasPrefix(h, "*") }
+
+// hostMatches reports whether rule host h (possibly a wildcard) covers the
+// service host s.
+func hostMatches(h, s string) bool {
+	if isWildcard(h) {
+		return strings.HasSuffix(s, h[1:])
+	}
+	return h == s
+}
+
+// subsetOf reports whether every label in sel is in lbls.
+func subsetOf(sel, lbls map[string]string) bool {
+	for k, v := range sel {
+		if w, ok := lbls[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// olderThan orders configs as Istio does: creationTimestamp, then name, then
+// namespace.
+func olderThan(at time.Time, aName, aNS string, bt time.Time, bName, bNS string) bool {
+	if !at.Equal(bt) {
+		return at.Before(bt)
+	}
+	if aName != bName {
+		return aName < bName
+	}
+	return aNS < bNS
+}

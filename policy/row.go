@@ -1,0 +1,213 @@
+package policy
+
+import (
+	"slices"
+	"strings"
+
+	networkingapi "istio.io/api/networking/v1alpha3"
+)
+
+// Row is one line of the tls-check table: a service port (or a subset of
+// it) as a set of clients sees it.
+type Row struct {
+	Host   string
+	Port   int32
+	Subset string
+	Status Status
+	// Server is the SERVER column: mTLS, HTTP/mTLS, HTTP, "mixed" when
+	// endpoints differ, "-" without endpoints.
+	Server string
+	// Client is the TLS the DestinationRule sets, Auto when auto mTLS
+	// decides.
+	Client ClientTLS
+	// ClientColumn is the CLIENT column: Client.Column(), or HTTP when auto
+	// mTLS is off and the rule sets no TLS.
+	ClientColumn string
+	// AuthnPolicy names the PeerAuthentication(s) that decided the server
+	// mode (name/namespace), "-" for none.
+	AuthnPolicy string
+	// DestinationRule names the rule the client uses (name/namespace), "-"
+	// for none.
+	DestinationRule string
+	Endpoints       []Endpoint
+}
+
+// HostPort is the HOST:PORT column; subsets render as host|subset:port.
+func (r *Row) HostPort() string {
+	return r.DisplayHost() + ":" + itoa(r.Port)
+}
+
+// DisplayHost is the host, with |subset for subset rows.
+func (r *Row) DisplayHost() string {
+	if r.Subset == "" {
+		return r.Host
+	}
+	return r.Host + "|" + r.Subset
+}
+
+// Endpoint is the verdict for one server pod behind a row.
+type Endpoint struct {
+	Pod         string // namespace/name
+	TargetPort  int32
+	Sidecar     bool
+	ServerMode  ServerMode
+	AuthnPolicy string
+	ClientSends Wire
+	OK          bool
+	Reason      string
+}
+
+func itoa(n int32) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [12]byte
+	i := len(b)
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}
+
+// endpoint is a pod behind a service port, with its resolved target port.
+type endpoint struct {
+	pod    *pod
+	target int32
+}
+
+// endpoints lists the pods a service port (restricted to subset labels)
+// sends to, sorted by name.
+func (e *env) endpoints(svc *service, sp servicePort, subsetLabels map[string]string) []endpoint {
+	if len(svc.selector) == 0 {
+		return nil
+	}
+	n := e.st.namespaces[svc.namespace]
+	if n == nil {
+		return nil
+	}
+	var out []endpoint
+	for _, p := range n.pods {
+		if !subsetOf(svc.selector, p.labels) || !subsetOf(subsetLabels, p.labels) {
+			continue
+		}
+		if t, ok := sp.targetPort(p); ok {
+			out = append(out, endpoint{pod: p, target: t})
+		}
+	}
+	slices.SortFunc(out, func(a, b endpoint) int { return strings.Compare(a.pod.name, b.pod.name) })
+	return out
+}
+
+// row evaluates one service port (or subset) against the rule a client uses.
+func (e *env) row(svc *service, sp servicePort, subset string, dr *mergedRule) *Row {
+	var subsetLabels map[string]string
+	if subset != "" {
+		subsetLabels = dr.subset(subset).GetLabels()
+	}
+	eps := e.endpoints(svc, sp, subsetLabels)
+	tp := clusterPolicy(dr, subset, sp.port)
+	tls := tp.GetTls()
+	r := &Row{
+		Host:            svc.host,
+		Port:            sp.port,
+		Subset:          subset,
+		DestinationRule: dr.ref(),
+		Client:          Auto,
+	}
+	if tls != nil {
+		r.Client = convertTLS(tls.GetMode())
+	}
+	r.ClientColumn = r.Client.Column()
+	if tls == nil && !e.st.mesh.AutoMTLS {
+		r.ClientColumn = "HTTP"
+	}
+
+	// Auto mTLS: the cluster-level decision (BestEffortInferServiceMTLSMode),
+	// then per endpoint the tlsMode metadata (mtlsChecker).
+	autoOff := !e.st.mesh.AutoMTLS
+	passthrough := svc.headless ||
+		passthroughPolicy(dr, subset).GetLoadBalancer().GetSimple() == networkingapi.LoadBalancerSettings_PASSTHROUGH ||
+		tp.GetLoadBalancer().GetSimple() == networkingapi.LoadBalancerSettings_PASSTHROUGH
+	if tls == nil && !autoOff {
+		if passthrough && (len(eps) == 0 || slices.ContainsFunc(eps, func(ep endpoint) bool { return !ep.pod.tlsIstio })) {
+			autoOff = true
+		} else if m, _ := e.namespaceMode(svc.namespace); m == Disable {
+			autoOff = true
+		}
+	}
+	checker := checkerMode(dr, subset, sp.port)
+
+	servers, policies := map[string]bool{}, map[string]bool{}
+	r.Endpoints = make([]Endpoint, 0, len(eps))
+	for _, ep := range eps {
+		out := Endpoint{Pod: ep.pod.key(), TargetPort: ep.target, Sidecar: ep.pod.sidecar, ServerMode: NoSidecar, AuthnPolicy: "-"}
+		var sm serverPolicy
+		if ep.pod.sidecar {
+			sm = e.serverMode(ep.pod.namespace, ep.pod.labels, ep.target)
+			out.ServerMode = sm.mode
+			if sm.source != "" {
+				out.AuthnPolicy = sm.source
+			}
+		}
+		switch {
+		case tls != nil:
+			out.ClientSends = explicitWire(tls, dr)
+		case autoOff:
+			out.ClientSends = Plaintext
+		case passthrough:
+			// ORIGINAL_DST clusters get no transport socket matches: mTLS to
+			// every endpoint once the cluster is auto mTLS.
+			out.ClientSends = IstioMutual
+		case checker != nil:
+			if *checker == networkingapi.ClientTLSSettings_ISTIO_MUTUAL {
+				out.ClientSends = IstioMutual
+			}
+		case ep.pod.tlsIstio && sm.mode != Disable:
+			// tlsIstio implies a sidecar, so sm is the endpoint's own policy.
+			out.ClientSends = IstioMutual
+		}
+		out.OK = Compatible(out.ServerMode, out.ClientSends)
+		out.Reason = reason(out.ServerMode, out.ClientSends)
+		if !out.OK {
+			r.Status = Conflict
+		}
+		servers[out.ServerMode.Column()] = true
+		policies[out.AuthnPolicy] = true
+		r.Endpoints = append(r.Endpoints, out)
+	}
+	r.Server = single(servers, "-", "mixed")
+	r.AuthnPolicy = single(policies, "-", "")
+	return r
+}
+
+// single renders a set of column values: none → empty, one → it, several →
+// many (or, when many is "", the values joined by ",").
+func single(values map[string]bool, empty, many string) string {
+	switch len(values) {
+	case 0:
+		return empty
+	case 1:
+		for v := range values {
+			return v
+		}
+	}
+	if many != "" {
+		return many
+	}
+	keys := make([]string, 0, len(values))
+	for v := range values {
+		keys = append(keys, v)
+	}
+	slices.Sort(keys)
+	return strings.Join(keys, ",")
+}
