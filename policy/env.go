@@ -1,5 +1,7 @@
 package policy
 
+import "slices"
+
 // env is the configuration the rules read: the State, optionally with one
 // namespace's PeerAuthentications or DestinationRules replaced. It lets the
 // engine evaluate "before" and "after" a write without copying the State.
@@ -67,7 +69,11 @@ func (s *State) withDestRules(ns string, drs []*destRule) *env {
 		e.ovIdx = buildDRIndex(ns, drs, s.mesh)
 	}
 	if n := s.namespaces[ns]; n != nil {
-		e.ovViews = computeViews(n, drs)
+		e.ovViews = n.views
+		if slices.ContainsFunc(drs, func(d *destRule) bool { return d.hasSelector }) ||
+			slices.ContainsFunc(n.drs, func(d *destRule) bool { return d.hasSelector }) {
+			e.ovViews = computeViews(n, drs) // selector rules split the namespace
+		}
 	}
 	return e
 }

@@ -53,8 +53,15 @@ func (s *State) specialNamespaces(svc *service, extra []string) map[string]bool 
 	for ns := range s.drHosts[svc.host] {
 		out[ns] = true
 	}
-	for ns := range s.drWildcards {
+	for ns := range s.drNamespaceWide[svc.namespace] {
 		out[ns] = true
+	}
+	for w, namespaces := range s.drWildcards {
+		if hostMatches(w, svc.host) {
+			for ns := range namespaces {
+				out[ns] = true
+			}
+		}
 	}
 	for ns := range s.exportNamed[svc.namespace] {
 		out[ns] = true

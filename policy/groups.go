@@ -39,9 +39,10 @@ func (v ViewSet) List() []ClientView {
 func (v ViewSet) Len() int {
 	n := len(v.explicit)
 	if v.others {
-		for name, ns := range v.st.namespaces {
-			if !v.except[name] {
-				n += len(ns.views)
+		n += v.st.totalViews
+		for name := range v.except {
+			if ns := v.st.namespaces[name]; ns != nil {
+				n -= len(ns.views)
 			}
 		}
 	}
@@ -86,7 +87,7 @@ func (g *grouper) add(r *Row, v ClientView, generic bool, except map[string]bool
 func (g *grouper) sorted() []Group {
 	out := make([]Group, 0, len(g.groups))
 	for _, grp := range g.groups {
-		if len(grp.Views.explicit) == 0 && grp.Views.Len() == 0 {
+		if grp.Views.Len() == 0 {
 			continue
 		}
 		out = append(out, *grp)

@@ -147,7 +147,7 @@ func (e *env) row(svc *service, sp servicePort, subset string, dr *mergedRule) *
 	}
 	checker := checkerMode(dr, subset, sp.port)
 
-	servers, policies := map[string]bool{}, map[string]bool{}
+	var servers, policies []string
 	r.Endpoints = make([]Endpoint, 0, len(eps))
 	for _, ep := range eps {
 		out := Endpoint{Pod: ep.pod.key(), TargetPort: ep.target, Sidecar: ep.pod.sidecar, ServerMode: NoSidecar, AuthnPolicy: "-"}
@@ -181,8 +181,8 @@ func (e *env) row(svc *service, sp servicePort, subset string, dr *mergedRule) *
 		if !out.OK {
 			r.Status = Conflict
 		}
-		servers[out.ServerMode.Column()] = true
-		policies[out.AuthnPolicy] = true
+		servers = appendUnique(servers, out.ServerMode.Column())
+		policies = appendUnique(policies, out.AuthnPolicy)
 		r.Endpoints = append(r.Endpoints, out)
 	}
 	r.Server = single(servers, "-", "mixed")
@@ -190,24 +190,24 @@ func (e *env) row(svc *service, sp servicePort, subset string, dr *mergedRule) *
 	return r
 }
 
-// single renders a set of column values: none → empty, one → it, several →
-// many (or, when many is "", the values joined by ",").
-func single(values map[string]bool, empty, many string) string {
-	switch len(values) {
-	case 0:
-		return empty
-	case 1:
-		for v := range values {
-			return v
-		}
+func appendUnique(l []string, v string) []string {
+	if slices.Contains(l, v) {
+		return l
 	}
-	if many != "" {
+	return append(l, v)
+}
+
+// single renders a set of column values: none → empty, one → it, several →
+// many (or, when many is "", the sorted values joined by ",").
+func single(values []string, empty, many string) string {
+	switch {
+	case len(values) == 0:
+		return empty
+	case len(values) == 1:
+		return values[0]
+	case many != "":
 		return many
 	}
-	keys := make([]string, 0, len(values))
-	for v := range values {
-		keys = append(keys, v)
-	}
-	slices.Sort(keys)
-	return strings.Join(keys, ",")
+	slices.Sort(values)
+	return strings.Join(values, ",")
 }

@@ -29,14 +29,19 @@ type State struct {
 	namespaces map[string]*namespace
 	// servicesByHost finds the service of an exact rule host.
 	servicesByHost map[string]*service
-	// drHosts counts, per exact rule host, the namespaces with a rule for it;
-	// drWildcards counts the wildcard-host rules per namespace. Together they
-	// name the client namespaces whose own rules can change a lookup.
-	drHosts     map[string]map[string]int
-	drWildcards map[string]int
+	// drHosts and drWildcards count, per rule host, the namespaces with a
+	// rule for it. They name the client namespaces whose own rules can change
+	// a lookup. Namespace-wide wildcards ("*.<ns>.svc.<domain>") are kept
+	// apart in drNamespaceWide, keyed by the namespace they cover, so that a
+	// lookup does not scan them.
+	drHosts         map[string]map[string]int
+	drWildcards     map[string]map[string]int
+	drNamespaceWide map[string]map[string]int
 	// exportNamed counts, per namespace, the namespaces its rules name in
 	// exportTo.
 	exportNamed map[string]map[string]int
+	// totalViews counts the client views of every namespace.
+	totalViews int
 }
 
 type namespace struct {
@@ -55,12 +60,13 @@ type namespace struct {
 // naming it.
 func NewState(s Snapshot) (*State, error) {
 	st := &State{
-		mesh:           s.Mesh,
-		namespaces:     map[string]*namespace{},
-		servicesByHost: map[string]*service{},
-		drHosts:        map[string]map[string]int{},
-		drWildcards:    map[string]int{},
-		exportNamed:    map[string]map[string]int{},
+		mesh:            s.Mesh,
+		namespaces:      map[string]*namespace{},
+		servicesByHost:  map[string]*service{},
+		drHosts:         map[string]map[string]int{},
+		drWildcards:     map[string]map[string]int{},
+		drNamespaceWide: map[string]map[string]int{},
+		exportNamed:     map[string]map[string]int{},
 	}
 	if st.mesh.RootNamespace == "" || st.mesh.ClusterDomain == "" {
 		d := DefaultMesh()
@@ -109,7 +115,7 @@ func NewState(s Snapshot) (*State, error) {
 			touched[name] = true
 		}
 		if touched[name] || n.injection {
-			n.views = computeViews(n, n.drs)
+			st.setViews(n, computeViews(n, n.drs))
 		}
 	}
 	return st, nil
@@ -154,38 +160,33 @@ func sortPeerAuths(pas []*peerAuth) {
 }
 
 func (s *State) countDR(dr *destRule, delta int) {
-	if isWildcard(dr.host) {
-		s.drWildcards[dr.namespace] += delta
-		if s.drWildcards[dr.namespace] == 0 {
-			delete(s.drWildcards, dr.namespace)
-		}
-	} else {
-		m := s.drHosts[dr.host]
-		if m == nil {
-			m = map[string]int{}
-			s.drHosts[dr.host] = m
-		}
-		m[dr.namespace] += delta
-		if m[dr.namespace] == 0 {
-			delete(m, dr.namespace)
-		}
-		if len(m) == 0 {
-			delete(s.drHosts, dr.host)
+	byHost, key := s.drHosts, dr.host
+	if ns, ok := namespaceWildcard(dr.host, ".svc."+s.mesh.ClusterDomain); ok {
+		byHost, key = s.drNamespaceWide, ns
+	} else if isWildcard(dr.host) {
+		byHost = s.drWildcards
+	}
+	count(byHost, key, dr.namespace, delta)
+	for _, e := range dr.exportTo {
+		if e != "." && e != "*" && e != "~" {
+			count(s.exportNamed, dr.namespace, e, delta)
 		}
 	}
-	for _, e := range dr.exportTo {
-		if e == "." || e == "*" || e == "~" {
-			continue
-		}
-		m := s.exportNamed[dr.namespace]
-		if m == nil {
-			m = map[string]int{}
-			s.exportNamed[dr.namespace] = m
-		}
-		m[e] += delta
-		if m[e] == 0 {
-			delete(m, e)
-		}
+}
+
+// count adds delta to m[key][ns], dropping entries that reach zero.
+func count(m map[string]map[string]int, key, ns string, delta int) {
+	inner := m[key]
+	if inner == nil {
+		inner = map[string]int{}
+		m[key] = inner
+	}
+	inner[ns] += delta
+	if inner[ns] == 0 {
+		delete(inner, ns)
+	}
+	if len(inner) == 0 {
+		delete(m, key)
 	}
 }
 
@@ -197,7 +198,7 @@ func (s *State) Apply(obj runtime.Object) error {
 	case *corev1.Namespace:
 		n := s.ns(o.Name)
 		n.setLabels(o.Labels)
-		n.views = computeViews(n, n.drs)
+		s.setViews(n, computeViews(n, n.drs))
 	case *corev1.Service:
 		s.putService(o)
 	case *corev1.Pod:
@@ -206,7 +207,7 @@ func (s *State) Apply(obj runtime.Object) error {
 		}
 		n := s.ns(o.Namespace)
 		n.pods[o.Name] = newPod(o)
-		n.views = computeViews(n, n.drs)
+		s.setViews(n, computeViews(n, n.drs))
 	case *securityv1.PeerAuthentication:
 		pa, err := newPeerAuth(o)
 		if err != nil {
@@ -244,7 +245,10 @@ func (s *State) Apply(obj runtime.Object) error {
 func (s *State) Remove(obj runtime.Object) error {
 	switch o := obj.(type) {
 	case *corev1.Namespace:
-		delete(s.namespaces, o.Name)
+		if n, ok := s.namespaces[o.Name]; ok {
+			s.setViews(n, nil)
+			delete(s.namespaces, o.Name)
+		}
 	case *corev1.Service:
 		if n, ok := s.namespaces[o.Namespace]; ok {
 			if svc, ok := n.services[o.Name]; ok {
@@ -256,7 +260,7 @@ func (s *State) Remove(obj runtime.Object) error {
 		if n, ok := s.namespaces[o.Namespace]; ok {
 			if _, ok := n.pods[o.Name]; ok {
 				delete(n.pods, o.Name)
-				n.views = computeViews(n, n.drs)
+				s.setViews(n, computeViews(n, n.drs))
 			}
 		}
 	case *securityv1.PeerAuthentication:
@@ -311,7 +315,12 @@ func (s *State) reindexDRs(n *namespace) {
 	if len(n.drs) > 0 {
 		n.drIdx = buildDRIndex(n.name, n.drs, s.mesh)
 	}
-	n.views = computeViews(n, n.drs)
+	s.setViews(n, computeViews(n, n.drs))
+}
+
+func (s *State) setViews(n *namespace, views []ClientView) {
+	s.totalViews += len(views) - len(n.views)
+	n.views = views
 }
 
 func withoutPeerAuth(pas []*peerAuth, name string) []*peerAuth {
