@@ -135,7 +135,7 @@ func (res *Result) Read(source string, r io.Reader) error {
 func stripComments(raw []byte) []byte {
 	var b bytes.Buffer
 	for _, line := range bytes.Split(raw, []byte("\n")) {
-		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != '#' {
+		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != '#' && !bytes.Equal(t, []byte("---")) {
 			b.Write(line)
 			b.WriteByte('\n')
 		}

@@ -136,7 +136,7 @@ func (o options) print(st *policy.State, pos []string, stdout, stderr io.Writer)
 	if o.output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(JSONRows(rows)); err != nil {
+		if err := enc.Encode(JSONRows(rows, q.Pod)); err != nil {
 			fmt.Fprintf(stderr, "tls-check: %v\n", err)
 			return ExitError
 		}
@@ -214,8 +214,9 @@ type JSONEndpoint struct {
 	Reason      string `json:"reason"`
 }
 
-// JSONRows renders rows for -o json.
-func JSONRows(rows []policy.ViewRow) []JSONRow {
+// JSONRows renders rows for -o json. clientPod, when set, is the pod the
+// user asked about; otherwise each view's first pod stands for it.
+func JSONRows(rows []policy.ViewRow, clientPod string) []JSONRow {
 	out := make([]JSONRow, 0, len(rows))
 	for _, r := range rows {
 		jr := JSONRow{
@@ -225,6 +226,9 @@ func JSONRows(rows []policy.ViewRow) []JSONRow {
 			Status: r.Status.String(), Server: r.Server, Client: r.ClientColumn, ClientTLS: r.Client.String(),
 			AuthnPolicy: r.AuthnPolicy, DestinationRule: r.DestinationRule,
 			Endpoints: make([]JSONEndpoint, 0, len(r.Endpoints)),
+		}
+		if clientPod != "" {
+			jr.ClientPod = clientPod
 		}
 		if jr.ClientPods == nil {
 			jr.ClientPods = []string{}
