@@ -135,7 +135,7 @@ func TestBadInput(t *testing.T) {
 			wantErr: "broken.yaml: document 1",
 		},
 		"object that does not decode": {
-			args: []string{"-f", write("dr.yaml", "---\n# a comment\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r, namespace: ns}\nspec: {host: 7, trafficPolicy: {tls: {mode: DISABLE}}}\n")},
+			args:    []string{"-f", write("dr.yaml", "---\n# a comment\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r, namespace: ns}\nspec: {host: 7, trafficPolicy: {tls: {mode: DISABLE}}}\n")},
 			wantErr: "dr.yaml: document 2: DestinationRule ns/r:",
 		},
 		"unknown TLS mode": {
