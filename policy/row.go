@@ -169,7 +169,10 @@ func (e *env) row(svc *service, sp servicePort, subset string, dr *mergedRule) *
 			// every endpoint once the cluster is auto mTLS.
 			out.ClientSends = IstioMutual
 		case checker != nil:
-			if *checker == networkingapi.ClientTLSSettings_ISTIO_MUTUAL {
+			// The rule's mode replaces the PeerAuthentication check, but the
+			// endpoint keeps its own tlsMode label: only tlsMode=istio
+			// matches the cluster's mTLS transport socket.
+			if *checker == networkingapi.ClientTLSSettings_ISTIO_MUTUAL && ep.pod.tlsIstio {
 				out.ClientSends = IstioMutual
 			}
 		case ep.pod.tlsIstio && sm.mode != Disable:
