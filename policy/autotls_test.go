@@ -69,3 +69,37 @@ func TestPortLevelEntryWithoutTLSKeepsEndpointTLSMode(t *testing.T) {
 		}
 	}
 }
+
+// For a headless service (or PASSTHROUGH load balancing) auto mTLS is all or
+// nothing, and the subset clusters decide it on the whole service port:
+// buildSubsetCluster calls BestEffortInferServiceMTLSMode, which checks
+// ServiceEndpointsByPort(service, port, nil). One endpoint without a sidecar
+// makes the vistio subset plaintext too, which its STRICT pod rejects.
+func TestHeadlessSubsetChecksEveryEndpointOfThePort(t *testing.T) {
+	headless := svc("foo", "migration", 9000, intstrInt(8080))
+	headless.Spec.ClusterIP = corev1.ClusterIPNone
+	st := mustState(t, Snapshot{
+		Services: []*corev1.Service{headless},
+		Pods: []*corev1.Pod{
+			podOf("foo", "vistio", "migration", true, map[string]string{"version": "vistio"}),
+			podOf("foo", "vlegacy", "migration", false, map[string]string{"version": "vlegacy"}),
+		},
+		PeerAuthentications: []*securityv1.PeerAuthentication{pa("foo", "default", strict)},
+		DestinationRules: []*networkingv1.DestinationRule{
+			dr("foo", "migration", "migration.foo.svc.cluster.local",
+				drSubset("vistio", map[string]string{"version": "vistio"}, nil),
+				drSubset("vlegacy", map[string]string{"version": "vlegacy"}, nil)),
+		},
+	})
+	for subset, want := range map[string]map[string]bool{
+		"vistio":  {"foo/vistio": false},
+		"vlegacy": {"foo/vlegacy": true},
+	} {
+		got := endpointWires(t, st, "migration.foo.svc.cluster.local", subset)
+		for pod, ok := range want {
+			if ep := got[pod]; ep.ClientSends != Plaintext || ep.OK != ok {
+				t.Errorf("subset %s, %s: sends %v ok %v, want plaintext ok %v", subset, pod, ep.ClientSends, ep.OK, ok)
+			}
+		}
+	}
+}

@@ -139,7 +139,13 @@ func (e *env) row(svc *service, sp servicePort, subset string, dr *mergedRule) *
 		passthroughPolicy(dr, subset).GetLoadBalancer().GetSimple() == networkingapi.LoadBalancerSettings_PASSTHROUGH ||
 		tp.GetLoadBalancer().GetSimple() == networkingapi.LoadBalancerSettings_PASSTHROUGH
 	if tls == nil && !autoOff {
-		if passthrough && (len(eps) == 0 || slices.ContainsFunc(eps, func(ep endpoint) bool { return !ep.pod.tlsIstio })) {
+		// BestEffortInferServiceMTLSMode reads every endpoint of the service
+		// port (ServiceEndpointsByPort with no labels), also for a subset.
+		portEps := eps
+		if passthrough && subset != "" {
+			portEps = e.endpoints(svc, sp, nil)
+		}
+		if passthrough && (len(portEps) == 0 || slices.ContainsFunc(portEps, func(ep endpoint) bool { return !ep.pod.tlsIstio })) {
 			autoOff = true
 		} else if m, _ := e.namespaceMode(svc.namespace); m == Disable {
 			autoOff = true
