@@ -55,6 +55,9 @@ var scheme = func() *runtime.Scheme {
 	return s
 }()
 
+// Scheme knows every type the loader decodes.
+func Scheme() *runtime.Scheme { return scheme }
+
 var decoder = serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer()
 
 // Paths reads files, directories (their *.yaml, *.yml and *.json files, not
