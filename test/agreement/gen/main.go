@@ -1,0 +1,16 @@
+// Command gen prints the generated conformance scenario of a seed, to
+// reproduce a disagreement: go run ./test/agreement/gen -seed 42 > s.yaml
+package main
+
+import (
+	"flag"
+	"os"
+
+	"github.com/mtlsguard/mtlsguard/test/agreement"
+)
+
+func main() {
+	seed := flag.Uint64("seed", 0, "scenario seed")
+	flag.Parse()
+	os.Stdout.Write(agreement.Generate(*seed))
+}
