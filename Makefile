@@ -54,6 +54,28 @@ update-golden: ## Rewrite policy/testdata golden files.
 bench: ## Run the engine benchmarks (see docs/performance.md).
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./policy/
 
+.PHONY: conformance
+conformance: build ## Compare the engine with Istio's control plane on 2,000 generated meshes.
+	$(GO) test ./test/agreement/ -run TestAgreement -count=1 -seeds 2000 -v -timeout 60m
+
+##@ Deployment
+
+.PHONY: manifests
+manifests: bin ## Render manifests/default.
+	$(BIN)/kubectl kustomize manifests/default
+
+.PHONY: docker-build
+docker-build: ## Build the container image IMG (needs a Docker engine).
+	docker build -t $(IMG) .
+
+.PHONY: deploy
+deploy: bin ## Install into the cluster of the current kubeconfig, with image IMG.
+	cd manifests/default && $(BIN)/kubectl kustomize . | sed 's|image: mtlsguard:latest|image: $(IMG)|' | $(BIN)/kubectl apply -f -
+
+.PHONY: undeploy
+undeploy: bin ## Remove it again.
+	$(BIN)/kubectl delete -k manifests/default --ignore-not-found
+
 .PHONY: demo
 demo: bin build ## Walk through Istio's Mutual TLS Deep-Dive on a local control plane.
 	hack/demo.sh
