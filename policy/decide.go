@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
@@ -35,12 +37,12 @@ func (s *State) Decide(ch Change) (Decision, error) {
 		return Decision{}, err
 	}
 	eb, ea := newEvaluator(before), newEvaluator(after)
-	gNew, gResolved := newGrouper(s), newGrouper(s)
+	gNew, gResolved := newViewGrouper(s), newViewGrouper(s)
 	for _, svc := range scope.services {
 		except := s.specialNamespaces(svc, scope.namespaces)
-		for _, v := range append(viewsOf(except, before, after), genericView) {
-			generic := v.Namespace == ""
-			drB, drA := eb.destinationRule(v, svc), ea.destinationRule(v, svc)
+		for _, p := range append(s.viewPairs(except, before, after), viewPair{genericView, genericView}) {
+			generic := p.after.Namespace == ""
+			drB, drA := eb.destinationRule(p.before, svc), ea.destinationRule(p.after, svc)
 			if drB == drA && scope.kind == kindDestinationRule {
 				continue // the same rule, untouched by the write
 			}
@@ -54,16 +56,126 @@ func (s *State) Decide(ch Change) (Decision, error) {
 						ra = ea.rowFor(svc, sp, subset, drA)
 					}
 					if newlyFailing(rb, ra) {
-						gNew.add(ra, v, generic, except)
+						gNew.add(ra, p.after, generic, except)
 					}
 					if newlyFailing(ra, rb) {
-						gResolved.add(rb, v, generic, except)
+						gResolved.add(rb, p.before, generic, except)
 					}
 				}
 			}
 		}
 	}
 	return Decision{New: gNew.sorted(), Resolved: gResolved.sorted()}, nil
+}
+
+// viewPair is one set of client pods as the "before" and the "after"
+// configuration name it. Both share the labels the rules are matched on.
+type viewPair struct{ before, after ClientView }
+
+// viewPairs lists the client views of the special namespaces. Where a write
+// of a workloadSelector rule splits a namespace differently before and
+// after, the views are the common refinement of both splits: a view is
+// evaluated with one pod's labels, which must hold for every pod of it in
+// both configurations.
+func (s *State) viewPairs(special map[string]bool, before, after *env) []viewPair {
+	var out []viewPair
+	for ns := range special {
+		vb, va := before.views(ns), after.views(ns)
+		if sameSplit(vb, va) {
+			for _, v := range vb {
+				out = append(out, viewPair{v, v})
+			}
+			continue
+		}
+		out = append(out, s.refine(vb, va)...)
+	}
+	slices.SortFunc(out, func(a, b viewPair) int {
+		return cmp.Or(cmp.Compare(a.after.Key(), b.after.Key()), cmp.Compare(a.before.Key(), b.before.Key()))
+	})
+	return out
+}
+
+func sameSplit(a, b []ClientView) bool {
+	if len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0]) {
+		return true // the namespace's own views, untouched by the write
+	}
+	return slices.EqualFunc(a, b, func(x, y ClientView) bool {
+		return x.Key() == y.Key() && slices.Equal(x.Pods, y.Pods)
+	})
+}
+
+// refine intersects two splits of the same sidecar pods.
+func (s *State) refine(vb, va []ClientView) []viewPair {
+	at := map[string]int{}
+	for i, v := range va {
+		for _, p := range v.Pods {
+			at[p] = i
+		}
+	}
+	type cell struct{ b, a int }
+	cells := map[cell]*viewPair{}
+	var order []cell
+	for bi, v := range vb {
+		for _, p := range v.Pods {
+			ai, ok := at[p]
+			if !ok {
+				continue // both splits hold the same pods
+			}
+			c := cell{bi, ai}
+			vp := cells[c]
+			if vp == nil {
+				var lbls map[string]string
+				if pod := s.pod(p); pod != nil {
+					lbls = pod.labels
+				}
+				vp = &viewPair{
+					before: ClientView{Namespace: v.Namespace, Selectors: v.Selectors, labels: lbls},
+					after:  ClientView{Namespace: va[ai].Namespace, Selectors: va[ai].Selectors, labels: lbls},
+				}
+				cells[c] = vp
+				order = append(order, c)
+			}
+			vp.before.Pods = append(vp.before.Pods, p)
+			vp.after.Pods = append(vp.after.Pods, p)
+		}
+	}
+	out := make([]viewPair, 0, len(order))
+	for _, c := range order {
+		out = append(out, *cells[c])
+	}
+	return out
+}
+
+// viewGrouper is a grouper that merges the views of a row that share a
+// key: refined pairs can name the same before or after view twice.
+type viewGrouper struct {
+	*grouper
+	at map[rowView]int
+}
+
+type rowView struct {
+	row *Row
+	key string
+}
+
+func newViewGrouper(st *State) *viewGrouper {
+	return &viewGrouper{grouper: newGrouper(st), at: map[rowView]int{}}
+}
+
+func (g *viewGrouper) add(r *Row, v ClientView, generic bool, except map[string]bool) {
+	if generic {
+		g.grouper.add(r, v, true, except)
+		return
+	}
+	k := rowView{r, v.Key()}
+	if i, ok := g.at[k]; ok {
+		w := &g.groups[r].Views.explicit[i]
+		w.Pods = append(slices.Clone(w.Pods), v.Pods...)
+		slices.Sort(w.Pods)
+		return
+	}
+	g.grouper.add(r, v, false, except)
+	g.at[k] = len(g.groups[r].Views.explicit) - 1
 }
 
 func unionTargets(a, b *mergedRule) []string {
