@@ -169,7 +169,11 @@ func renderDecision(d policy.Decision) string {
 	}{{"NEW", d.New}, {"RESOLVED", d.Resolved}} {
 		fmt.Fprintf(&b, "%s %d\n", part.name, len(part.groups))
 		for _, g := range part.groups {
-			fmt.Fprintf(&b, "  %s  clients: %s\n", strings.Join(g.Row.Columns(), "  "), strings.Join(g.Views.Namespaces(), ","))
+			var views []string
+			for _, v := range g.Views.List() {
+				views = append(views, v.String()) // namespace[workloadSelector rules]
+			}
+			fmt.Fprintf(&b, "  %s  clients: %s\n", strings.Join(g.Row.Columns(), "  "), strings.Join(views, ","))
 		}
 	}
 	return b.String()
