@@ -1,0 +1,184 @@
+package webhook
+
+import (
+	"fmt"
+
+	"github.com/spf13/pflag"
+
+	"github.com/mtlsguard/mtlsguard/policy"
+)
+
+// Mode is what the webhook does with a write that creates new conflicts.
+type Mode string
+
+const (
+	// Enforce denies the write.
+	Enforce Mode = "enforce"
+	// Audit admits the write with one warning per new conflict and audit
+	// annotations.
+	Audit Mode = "audit"
+	// Off admits every write unchecked. Only the namespace label can set it.
+	Off Mode = "off"
+)
+
+// ModeLabel on a namespace overrides the default mode for writes of
+// DestinationRules and PeerAuthentications in that namespace.
+const ModeLabel = "mtlsguard.io/mode"
+
+// Unsynced is what the webhook answers before every informer has synced.
+type Unsynced string
+
+const (
+	// UnsyncedAllow admits the write unchecked, with a warning.
+	UnsyncedAllow Unsynced = "allow"
+	// UnsyncedDeny rejects the write with 503 Service Unavailable.
+	UnsyncedDeny Unsynced = "deny"
+)
+
+// Options configures the webhook. DefaultOptions returns the defaults; a
+// zero string or port is also defaulted, by Options.Validate.
+type Options struct {
+	// Host is the address the webhook server listens on. Defaults to "", all
+	// addresses.
+	Host string
+	// Port is the webhook server's port. Defaults to 9443.
+	Port int
+	// CertDir holds the serving certificate, tls.crt and tls.key. Changes to
+	// the files are picked up without a restart. Defaults to
+	// controller-runtime's <temp-dir>/k8s-webhook-server/serving-certs.
+	CertDir string
+	// HealthProbeBindAddress serves /healthz and /readyz. Defaults to
+	// ":8081"; "0" turns it off.
+	HealthProbeBindAddress string
+	// MetricsBindAddress serves Prometheus /metrics over HTTP. Defaults to
+	// ":8080"; "0" turns it off.
+	MetricsBindAddress string
+	// DefaultMode is the mode of namespaces without a valid ModeLabel:
+	// Enforce or Audit. Defaults to Enforce.
+	DefaultMode Mode
+	// Unsynced is the answer to a request that arrives before every
+	// informer has synced. Defaults to UnsyncedAllow.
+	Unsynced Unsynced
+	// RootNamespace is Istio's root namespace: mesh-wide policies and the
+	// istio ConfigMap live there. Defaults to istio-system. The ConfigMap's
+	// rootNamespace, when set, wins over it.
+	RootNamespace string
+	// AutoMTLS is MeshConfig.enableAutoMtls unless the istio ConfigMap sets
+	// it. DefaultOptions sets it to true, Istio's default.
+	AutoMTLS bool
+	// ClusterDomain is the DNS suffix of services. Defaults to cluster.local.
+	ClusterDomain string
+}
+
+// DefaultOptions returns the options the mtlsguard command starts from.
+func DefaultOptions() Options {
+	m := policy.DefaultMesh()
+	return Options{
+		Port:                   9443,
+		HealthProbeBindAddress: ":8081",
+		MetricsBindAddress:     ":8080",
+		DefaultMode:            Enforce,
+		Unsynced:               UnsyncedAllow,
+		RootNamespace:          m.RootNamespace,
+		AutoMTLS:               m.AutoMTLS,
+		ClusterDomain:          m.ClusterDomain,
+	}
+}
+
+// AddFlags binds the options to command-line flags, with the values in o
+// as defaults.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Host, "webhook-host", o.Host, `address the webhook server listens on ("" = all addresses)`)
+	fs.IntVar(&o.Port, "webhook-port", o.Port, "port of the webhook server (HTTPS, TLS 1.2 or later, HTTP/1.1 only)")
+	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "directory with the serving certificate tls.crt and key tls.key; reloaded when the files change (default: <temp-dir>/k8s-webhook-server/serving-certs)")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, `address of /healthz and /readyz (ready once every informer has synced); "0" disables`)
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, `address of the Prometheus /metrics endpoint (HTTP); "0" disables`)
+	fs.Var(&modeFlag{&o.DefaultMode}, "default-mode", "what to do with a write that creates new mTLS conflicts: enforce (deny) or audit (admit with warnings); the namespace label "+ModeLabel+" (enforce, audit, off) overrides it")
+	fs.Var(&unsyncedFlag{&o.Unsynced}, "unsynced", "answer to requests that arrive before the cache has synced: allow (unchecked, with a warning) or deny (503)")
+	fs.StringVar(&o.RootNamespace, "root-namespace", o.RootNamespace, "Istio's root namespace (mesh-wide policies and the istio ConfigMap); the ConfigMap's rootNamespace wins")
+	fs.BoolVar(&o.AutoMTLS, "auto-mtls", o.AutoMTLS, "Istio's enableAutoMtls, unless the istio ConfigMap sets it")
+	fs.StringVar(&o.ClusterDomain, "cluster-domain", o.ClusterDomain, "DNS domain of services")
+}
+
+// Validate fills in zero values with defaults and rejects invalid options.
+func (o *Options) Validate() error {
+	d := DefaultOptions()
+	if o.Port == 0 {
+		o.Port = d.Port
+	}
+	if o.HealthProbeBindAddress == "" {
+		o.HealthProbeBindAddress = d.HealthProbeBindAddress
+	}
+	if o.MetricsBindAddress == "" {
+		o.MetricsBindAddress = d.MetricsBindAddress
+	}
+	if o.DefaultMode == "" {
+		o.DefaultMode = d.DefaultMode
+	}
+	if o.Unsynced == "" {
+		o.Unsynced = d.Unsynced
+	}
+	if o.RootNamespace == "" {
+		o.RootNamespace = d.RootNamespace
+	}
+	if o.ClusterDomain == "" {
+		o.ClusterDomain = d.ClusterDomain
+	}
+	switch {
+	case o.Port < 1 || o.Port > 65535:
+		return fmt.Errorf("webhook port %d: must be between 1 and 65535", o.Port)
+	case o.DefaultMode != Enforce && o.DefaultMode != Audit:
+		return fmt.Errorf("default mode %q: must be enforce or audit", o.DefaultMode)
+	case o.Unsynced != UnsyncedAllow && o.Unsynced != UnsyncedDeny:
+		return fmt.Errorf("unsynced %q: must be allow or deny", o.Unsynced)
+	}
+	return nil
+}
+
+// mesh returns the mesh settings the flags describe, before the istio
+// ConfigMap is read.
+func (o *Options) mesh() policy.Mesh {
+	m := policy.DefaultMesh()
+	m.RootNamespace, m.AutoMTLS, m.ClusterDomain = o.RootNamespace, o.AutoMTLS, o.ClusterDomain
+	return m
+}
+
+// modeFlag parses --default-mode: enforce or audit.
+type modeFlag struct{ m *Mode }
+
+func (f *modeFlag) String() string {
+	if f.m == nil {
+		return ""
+	}
+	return string(*f.m)
+}
+
+func (f *modeFlag) Set(s string) error {
+	if Mode(s) != Enforce && Mode(s) != Audit {
+		return fmt.Errorf("must be enforce or audit")
+	}
+	*f.m = Mode(s)
+	return nil
+}
+
+func (*modeFlag) Type() string { return "enforce|audit" }
+
+// unsyncedFlag parses --unsynced: allow or deny.
+type unsyncedFlag struct{ u *Unsynced }
+
+func (f *unsyncedFlag) String() string {
+	if f.u == nil {
+		return ""
+	}
+	return string(*f.u)
+}
+
+func (f *unsyncedFlag) Set(s string) error {
+	if Unsynced(s) != UnsyncedAllow && Unsynced(s) != UnsyncedDeny {
+		return fmt.Errorf("must be allow or deny")
+	}
+	*f.u = Unsynced(s)
+	return nil
+}
+
+func (*unsyncedFlag) Type() string { return "allow|deny" }

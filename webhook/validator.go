@@ -1,0 +1,234 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/mtlsguard/mtlsguard/policy"
+)
+
+// kind is a kind the webhook checks, and where it is served.
+type kind struct {
+	gk       schema.GroupKind
+	resource string
+	path     string
+}
+
+var (
+	destinationRules = kind{
+		gk:       schema.GroupKind{Group: networkingv1.SchemeGroupVersion.Group, Kind: "DestinationRule"},
+		resource: "destinationrules",
+		path:     "/validate/destinationrules",
+	}
+	peerAuthentications = kind{
+		gk:       schema.GroupKind{Group: securityv1.SchemeGroupVersion.Group, Kind: "PeerAuthentication"},
+		resource: "peerauthentications",
+		path:     "/validate/peerauthentications",
+	}
+)
+
+// Validator answers admission requests for the writes of one kind, in every
+// served version, from a Store.
+type Validator struct {
+	kind     kind
+	store    *Store
+	mode     Mode
+	unsynced Unsynced
+	decoder  runtime.Decoder
+	now      func() time.Time
+}
+
+var _ admission.Handler = &Validator{}
+
+func newValidator(k kind, store *Store, o Options) *Validator {
+	return &Validator{
+		kind:     k,
+		store:    store,
+		mode:     o.DefaultMode,
+		unsynced: o.Unsynced,
+		decoder:  serializer.NewCodecFactory(newScheme()).UniversalDeserializer(),
+		now:      time.Now,
+	}
+}
+
+// Handle answers one admission request and records its metrics.
+func (v *Validator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	start := time.Now()
+	resp, mode, result := v.handle(req)
+	observe(v.kind.gk.Kind, string(req.Operation), mode, req.DryRun != nil && *req.DryRun, result, time.Since(start))
+	if result == resultError || result == resultInvalid {
+		logf.FromContext(ctx).Info("request rejected", "result", result, "message", resp.Result.Message)
+	}
+	return resp
+}
+
+// handle decides; it returns the response, and the mode and result labels
+// of the metrics.
+func (v *Validator) handle(req admission.Request) (admission.Response, string, string) {
+	if req.Kind.Group != v.kind.gk.Group || req.Kind.Kind != v.kind.gk.Kind || req.SubResource != "" {
+		// A webhook configuration that sends us something else: never block it.
+		return allowed(), modeNone, resultAllowed
+	}
+	switch req.Operation {
+	case admissionv1.Create, admissionv1.Update, admissionv1.Delete:
+	default:
+		return allowed(), modeNone, resultAllowed
+	}
+	o := object{kind: v.kind, namespace: req.Namespace, name: req.Name, operation: req.Operation}
+	if !v.store.Synced() {
+		if v.unsynced == UnsyncedDeny {
+			return unsynced(v.unsynced), modeNone, resultUnsyncedDenied
+		}
+		return unsynced(v.unsynced), modeNone, resultUnsyncedAllowed
+	}
+
+	ns := v.store.namespace(req.Namespace)
+	mode, warning := resolveMode(ns, v.mode)
+	var warnings []string
+	if warning != "" {
+		warnings = append(warnings, warning)
+	}
+	if mode == Off {
+		return allowed(warnings...), string(mode), resultAllowed
+	}
+	if req.Operation == admissionv1.Delete && ns.terminating {
+		// The namespace controller is emptying the namespace: blocking it
+		// would leave the namespace Terminating forever.
+		return allowed(warnings...), string(mode), resultAllowed
+	}
+
+	ch, err := v.change(req, &o)
+	if err != nil {
+		return badRequest(err), string(mode), resultInvalid
+	}
+	if ch.Old == nil && ch.New == nil {
+		return allowed(warnings...), string(mode), resultAllowed
+	}
+	verdict, err := v.store.decide(ch)
+	if err != nil {
+		return errored(o, err), string(mode), resultError
+	}
+	switch {
+	case verdict.total == 0:
+		return allowed(warnings...), string(mode), resultAllowed
+	case mode == Audit:
+		return audited(verdict, warnings, v.store.clusterDomain()), string(mode), resultWarned
+	default:
+		return forbidden(o, verdict, warnings), string(mode), resultDenied
+	}
+}
+
+// resolveMode returns the mode of writes in a namespace, and a warning when
+// its ModeLabel has a value it does not know.
+func resolveMode(ns namespaceInfo, def Mode) (Mode, string) {
+	if !ns.hasMode {
+		return def, ""
+	}
+	switch m := Mode(ns.mode); m {
+	case Enforce, Audit, Off:
+		return m, ""
+	}
+	return def, modeWarning(ns.mode, def)
+}
+
+// change decodes the request into the engine's Change. A new object the
+// engine cannot read is an error; an old one it cannot read is left out, as
+// the engine's state left it out: a write that repairs or deletes it is
+// judged as a create, or not at all.
+func (v *Validator) change(req admission.Request, o *object) (policy.Change, error) {
+	var ch policy.Change
+	if req.Operation != admissionv1.Create {
+		old, err := v.decode(req.OldObject)
+		if err != nil {
+			return ch, fmt.Errorf("%s: oldObject: %w", o, err)
+		}
+		if readable(old) == nil {
+			ch.Old = old
+		}
+	}
+	if req.Operation != admissionv1.Delete {
+		upd, err := v.decode(req.Object)
+		if err != nil {
+			return ch, fmt.Errorf("%s: object: %w", o, err)
+		}
+		meta, _ := upd.(metav1.Object)
+		o.namespace, o.name = meta.GetNamespace(), meta.GetName()
+		if meta.GetCreationTimestamp().Time.IsZero() {
+			// Istio's oldest-wins rules read it: a write not yet stored is
+			// the newest, unless it replaces an object that has one.
+			t := metav1.NewTime(v.now())
+			if old, ok := ch.Old.(metav1.Object); ok && !old.GetCreationTimestamp().Time.IsZero() {
+				t = old.GetCreationTimestamp()
+			}
+			meta.SetCreationTimestamp(t)
+		}
+		if err := readable(upd); err != nil {
+			return ch, err
+		}
+		if ch.Old != nil && sameSpec(ch.Old, upd) {
+			// Metadata only: labels, annotations, finalizers.
+			return policy.Change{}, nil
+		}
+		ch.New = upd
+	}
+	return ch, nil
+}
+
+// decode reads an object of the validator's kind, in any served version,
+// and converts it to the version the engine reads.
+func (v *Validator) decode(raw runtime.RawExtension) (runtime.Object, error) {
+	if len(raw.Raw) == 0 {
+		return nil, fmt.Errorf("missing")
+	}
+	obj, gvk, err := v.decoder.Decode(raw.Raw, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if gvk.GroupKind() != v.kind.gk {
+		return nil, fmt.Errorf("got %s, want %s", gvk.GroupKind(), v.kind.gk)
+	}
+	return policy.Normalize(obj)
+}
+
+// readable asks the engine whether it can read obj. Its error names the
+// object and the field, e.g. "DestinationRule default/r:
+// spec.trafficPolicy.tls.mode: unknown mode 9".
+func readable(obj runtime.Object) error {
+	var s policy.Snapshot
+	switch o := obj.(type) {
+	case *networkingv1.DestinationRule:
+		s.DestinationRules = []*networkingv1.DestinationRule{o}
+	case *securityv1.PeerAuthentication:
+		s.PeerAuthentications = []*securityv1.PeerAuthentication{o}
+	default:
+		return fmt.Errorf("unexpected %T", obj)
+	}
+	_, err := policy.NewState(s)
+	return err
+}
+
+// sameSpec reports whether two versions of an object have the same spec:
+// the engine reads nothing else that can change.
+func sameSpec(a, b runtime.Object) bool {
+	switch a := a.(type) {
+	case *networkingv1.DestinationRule:
+		b, ok := b.(*networkingv1.DestinationRule)
+		return ok && proto.Equal(&a.Spec, &b.Spec)
+	case *securityv1.PeerAuthentication:
+		b, ok := b.(*securityv1.PeerAuthentication)
+		return ok && proto.Equal(&a.Spec, &b.Spec)
+	}
+	return false
+}
