@@ -83,16 +83,31 @@ func (g *grouper) add(r *Row, v ClientView, generic bool, except map[string]bool
 	grp.Views.explicit = append(grp.Views.explicit, v)
 }
 
-// sorted returns the non-empty groups by host, port, subset, then first view.
+// sorted returns the non-empty groups by host, port, subset, then first
+// view. Groups whose rows read the same are merged: the same rule can reach
+// a client through more than one index entry (its own namespace's and the
+// exported one), which yields equal rows at different addresses.
 func (g *grouper) sorted() []Group {
-	out := make([]Group, 0, len(g.groups))
+	byContent := map[string]*Group{}
+	out := make([]*Group, 0, len(g.groups))
 	for _, grp := range g.groups {
 		if grp.Views.Len() == 0 {
 			continue
 		}
-		out = append(out, *grp)
+		k := grp.Row.contentKey()
+		if prev, ok := byContent[k]; ok {
+			prev.Views.explicit = append(prev.Views.explicit, grp.Views.explicit...)
+			if grp.Views.others {
+				prev.Views.others, prev.Views.except = true, grp.Views.except
+			}
+			continue
+		}
+		c := *grp
+		c.Views.explicit = slices.Clone(grp.Views.explicit)
+		byContent[k] = &c
+		out = append(out, &c)
 	}
-	slices.SortFunc(out, func(a, b Group) int {
+	slices.SortFunc(out, func(a, b *Group) int {
 		return cmp.Or(
 			cmp.Compare(a.Row.Host, b.Row.Host),
 			cmp.Compare(a.Row.Port, b.Row.Port),
@@ -100,7 +115,11 @@ func (g *grouper) sorted() []Group {
 			cmp.Compare(firstKey(a.Views), firstKey(b.Views)),
 		)
 	})
-	return out
+	groups := make([]Group, len(out))
+	for i, grp := range out {
+		groups[i] = *grp
+	}
+	return groups
 }
 
 func firstKey(v ViewSet) string {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -43,6 +44,20 @@ func (r *Row) DisplayHost() string {
 		return r.Host
 	}
 	return r.Host + "|" + r.Subset
+}
+
+// contentKey identifies what a row says, whichever rule entry produced it.
+func (r *Row) contentKey() string {
+	var b strings.Builder
+	for _, c := range r.Columns() {
+		b.WriteString(c)
+		b.WriteByte('\t')
+	}
+	b.WriteString(r.Subset)
+	for _, ep := range r.Endpoints {
+		fmt.Fprintf(&b, "\t%s:%d:%v:%v:%s:%v", ep.Pod, ep.TargetPort, ep.ServerMode, ep.ClientSends, ep.AuthnPolicy, ep.OK)
+	}
+	return b.String()
 }
 
 // Endpoint is the verdict for one server pod behind a row.
