@@ -216,7 +216,11 @@ func (g *gen) tls() *networkingapi.ClientTLSSettings {
 	// ISTIO_MUTUAL and DISABLE are the common cases; SIMPLE and MUTUAL
 	// appear too.
 	m := tlsModes[[]int{0, 0, 1, 2, 3, 3, 3}[g.intn(7)]]
-	return &networkingapi.ClientTLSSettings{Mode: m}
+	tls := &networkingapi.ClientTLSSettings{Mode: m}
+	if m == networkingapi.ClientTLSSettings_MUTUAL { // validation wants a certificate
+		tls.ClientCertificate, tls.PrivateKey = "/etc/certs/cert.pem", "/etc/certs/key.pem"
+	}
+	return tls
 }
 
 func (g *gen) trafficPolicy(ports []int32) *networkingapi.TrafficPolicy {
@@ -226,15 +230,21 @@ func (g *gen) trafficPolicy(ports []int32) *networkingapi.TrafficPolicy {
 	tp := &networkingapi.TrafficPolicy{Tls: g.tls()}
 	for _, p := range ports {
 		if g.chance(0.25) {
-			tp.PortLevelSettings = append(tp.PortLevelSettings, &networkingapi.TrafficPolicy_PortTrafficPolicy{
-				Port: &networkingapi.PortSelector{Number: uint32(p)}, Tls: g.tls(),
-			})
+			pl := &networkingapi.TrafficPolicy_PortTrafficPolicy{Port: &networkingapi.PortSelector{Number: uint32(p)}, Tls: g.tls()}
+			if pl.Tls == nil { // validation wants at least one field
+				pl.ConnectionPool = connectionPool()
+			}
+			tp.PortLevelSettings = append(tp.PortLevelSettings, pl)
 		}
 	}
-	if tp.Tls == nil && len(tp.PortLevelSettings) == 0 && g.chance(0.5) {
-		tp.ConnectionPool = &networkingapi.ConnectionPoolSettings{Tcp: &networkingapi.ConnectionPoolSettings_TCPSettings{MaxConnections: 10}}
+	if tp.Tls == nil && len(tp.PortLevelSettings) == 0 {
+		tp.ConnectionPool = connectionPool()
 	}
 	return tp
+}
+
+func connectionPool() *networkingapi.ConnectionPoolSettings {
+	return &networkingapi.ConnectionPoolSettings{Tcp: &networkingapi.ConnectionPoolSettings_TCPSettings{MaxConnections: 10}}
 }
 
 func (g *gen) destinationRules(root string) {

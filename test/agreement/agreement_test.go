@@ -1,0 +1,233 @@
+package agreement
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/mtlsguard/mtlsguard/internal/tlscheck"
+)
+
+var (
+	seeds  = flag.Int("seeds", 300, "generated scenarios to compare (make conformance uses 2000)")
+	oracle = flag.String("oracle", "", "a prebuilt oracle binary; default: build test/conformance/cmd/oracle")
+)
+
+// pairKey is one (client pod, service port or subset, server pod).
+type pairKey struct {
+	Client, Host string
+	Port         int
+	Subset       string
+	Server       string
+}
+
+func (k pairKey) String() string {
+	h := k.Host
+	if k.Subset != "" {
+		h += "|" + k.Subset
+	}
+	return fmt.Sprintf("%s -> %s:%d => %s", k.Client, h, k.Port, k.Server)
+}
+
+type answer struct {
+	ClientSends string
+	OK          bool
+	Detail      string
+}
+
+type oracleOut struct {
+	Pairs []struct {
+		ClientPod   string `json:"client_pod"`
+		Host        string `json:"host"`
+		Port        int    `json:"port"`
+		Subset      string `json:"subset"`
+		ServerPod   string `json:"server_pod"`
+		ClientSends string `json:"client_sends"`
+		OK          bool   `json:"ok"`
+		Detail      string `json:"detail"`
+	} `json:"pairs"`
+	Rejected []string `json:"rejected"`
+}
+
+// TestAgreement runs the engine (through tls-check -A -o json) and Istio's
+// control plane (the oracle) on the curated scenarios of policy/testdata and
+// on generated ones, and fails on every disagreement that
+// test/conformance/KNOWN_DIFFERENCES.md does not list.
+func TestAgreement(t *testing.T) {
+	dir := t.TempDir()
+	bin := *oracle
+	if bin == "" {
+		bin = filepath.Join(dir, "oracle")
+		build := exec.Command("go", "build", "-o", bin, "./cmd/oracle")
+		build.Dir = "../conformance"
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build the oracle (test/conformance): %v\n%s", err, out)
+		}
+	}
+
+	var files []string
+	curated, err := filepath.Glob("../../policy/testdata/scenarios/*/cluster.yaml")
+	if err != nil || len(curated) == 0 {
+		t.Fatalf("no curated scenarios: %v", err)
+	}
+	for _, c := range curated {
+		name := filepath.Base(filepath.Dir(c)) + ".yaml"
+		raw, err := os.ReadFile(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, writeFile(t, dir, name, raw))
+	}
+	for s := 0; s < *seeds; s++ {
+		files = append(files, writeFile(t, dir, fmt.Sprintf("seed-%d.yaml", s), Generate(uint64(s))))
+	}
+
+	out := filepath.Join(dir, "oracle-out")
+	cmd := exec.Command(bin, append([]string{"-o", out}, files...)...)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("oracle: %v\n%s", err, lastLines(string(msg), 20))
+	}
+
+	st := stats{fields: map[string][2]int{}, known: map[string]int{}}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
+		want, rejected := readOracle(t, filepath.Join(out, name+".json"))
+		if len(rejected) > 0 {
+			t.Errorf("%s: Istio's validation rejects part of the scenario, fix the generator: %v", name, rejected)
+			continue
+		}
+		st.compare(t, name, want, readEngine(t, f))
+	}
+	for _, field := range []string{"pairs", "client_sends", "ok"} {
+		c := st.fields[field]
+		t.Logf("agreement on %-12s %d/%d (%.2f%%)", field, c[0], c[1], 100*float64(c[0])/float64(max(c[1], 1)))
+	}
+	for id, n := range st.known {
+		t.Logf("accepted known difference %s: %d pairs", id, n)
+	}
+}
+
+func writeFile(t *testing.T, dir, name string, raw []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func readOracle(t *testing.T, path string) (map[pairKey]answer, []string) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o oracleOut
+	if err := json.Unmarshal(raw, &o); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	m := map[pairKey]answer{}
+	for _, p := range o.Pairs {
+		m[pairKey{p.ClientPod, p.Host, p.Port, p.Subset, p.ServerPod}] = answer{p.ClientSends, p.OK, p.Detail}
+	}
+	return m, o.Rejected
+}
+
+func readEngine(t *testing.T, path string) map[pairKey]answer {
+	t.Helper()
+	var stdout, stderr strings.Builder
+	if code := tlscheck.Run(context.Background(), []string{"-f", path, "-A", "-o", "json"}, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("tls-check %s: exit %d: %s", path, code, stderr.String())
+	}
+	var rows []tlscheck.JSONRow
+	if err := json.Unmarshal([]byte(stdout.String()), &rows); err != nil {
+		t.Fatal(err)
+	}
+	m := map[pairKey]answer{}
+	for _, r := range rows {
+		for _, client := range r.ClientPods {
+			for _, ep := range r.Endpoints {
+				m[pairKey{client, r.Host, int(r.Port), r.Subset, ep.Pod}] = answer{ep.ClientSends, ep.OK, ep.Reason}
+			}
+		}
+	}
+	return m
+}
+
+type stats struct {
+	fields map[string][2]int // agreed, total
+	known  map[string]int
+}
+
+func (s *stats) count(field string, agreed bool) {
+	c := s.fields[field]
+	c[1]++
+	if agreed {
+		c[0]++
+	}
+	s.fields[field] = c
+}
+
+// compare counts agreement per field and reports every disagreement that
+// is not a known difference, with the scenario to reproduce it.
+func (s *stats) compare(t *testing.T, name string, oracle, engine map[pairKey]answer) {
+	t.Helper()
+	keys := map[pairKey]bool{}
+	for k := range oracle {
+		keys[k] = true
+	}
+	for k := range engine {
+		keys[k] = true
+	}
+	sorted := make([]pairKey, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].String() < sorted[j].String() })
+	reported := 0
+	for _, k := range sorted {
+		o, inOracle := oracle[k]
+		e, inEngine := engine[k]
+		s.count("pairs", inOracle && inEngine)
+		if !inOracle || !inEngine {
+			if reported < 10 {
+				t.Errorf("%s: %s: only the %s lists this pair (oracle %+v, engine %+v)", name, k, map[bool]string{true: "oracle", false: "engine"}[inOracle], o, e)
+			}
+			reported++
+			continue
+		}
+		sendsAgree, okAgree := o.ClientSends == e.ClientSends, o.OK == e.OK
+		s.count("client_sends", sendsAgree)
+		s.count("ok", okAgree)
+		if sendsAgree && okAgree {
+			continue
+		}
+		if id := knownDifference(k, o, e); id != "" {
+			s.known[id]++
+			continue
+		}
+		if reported < 10 {
+			t.Errorf("%s: %s: Istio: sends %s ok=%v (%s); engine: sends %s ok=%v (%s)",
+				name, k, o.ClientSends, o.OK, o.Detail, e.ClientSends, e.OK, e.Detail)
+		}
+		reported++
+	}
+	if reported > 0 {
+		t.Logf("%s: %d disagreements; reproduce with: go run ./test/agreement/gen -seed N > s.yaml (seed scenarios) or the curated cluster.yaml", name, reported)
+	}
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
