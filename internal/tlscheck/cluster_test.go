@@ -5,10 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -52,6 +54,18 @@ func TestLiveCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
+	// Namespaces first, as kubectl would need them.
+	slices.SortStableFunc(res.Objects, func(a, b runtime.Object) int {
+		_, an := a.(*corev1.Namespace)
+		_, bn := b.(*corev1.Namespace)
+		switch {
+		case an && !bn:
+			return -1
+		case bn && !an:
+			return 1
+		}
+		return 0
+	})
 	for _, obj := range res.Objects {
 		o := obj.(client.Object)
 		if ns, ok := obj.(*corev1.Namespace); ok && ns.Name == "default" {
