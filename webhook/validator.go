@@ -88,10 +88,11 @@ func (v *Validator) handle(req admission.Request) (admission.Response, string, s
 	}
 	o := object{kind: v.kind, namespace: req.Namespace, name: req.Name, operation: req.Operation}
 	if !v.store.Synced() {
+		result := resultUnsyncedAllowed
 		if v.unsynced == UnsyncedDeny {
-			return unsynced(v.unsynced), modeNone, resultUnsyncedDenied
+			result = resultUnsyncedDenied
 		}
-		return unsynced(v.unsynced), modeNone, resultUnsyncedAllowed
+		return unsynced(v.unsynced), modeNone, result
 	}
 
 	ns := v.store.namespace(req.Namespace)

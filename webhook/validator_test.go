@@ -165,8 +165,10 @@ func TestValidator(t *testing.T) {
 		},
 		"relabelling bad-rule allowed": {
 			store: func(t *testing.T) *Store { return deepDive(t, existingBadRule) },
-			req:   func(t *testing.T) admission.Request { return request(t, admissionv1.Update, relabelled, existingBadRule) },
-			want:  ok,
+			req: func(t *testing.T) admission.Request {
+				return request(t, admissionv1.Update, relabelled, existingBadRule)
+			},
+			want: ok,
 		},
 		"breaking an ISTIO_MUTUAL rule denied": {
 			store: func(t *testing.T) *Store { return deepDive(t, fixed) },

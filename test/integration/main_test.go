@@ -1,0 +1,202 @@
+// Package integration runs the mtlsguard webhook against a real
+// kube-apiserver and etcd (controller-runtime's envtest, binaries built from
+// source into bin/ by `make bin`), with Istio's CRDs from the istio.io/api
+// module and the webhook registered the way manifests/ ship it.
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/yaml"
+
+	"go.uber.org/zap/zapcore"
+)
+
+var (
+	// env is the control plane every test shares; cfg is its admin config.
+	env *envtest.Environment
+	cfg *rest.Config
+	// repoRoot is the mtlsguard checkout.
+	repoRoot string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	// Errors only: the manager is chatty, and t.Log is not available here.
+	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
+	var err error
+	if repoRoot, err = findRepoRoot(); err != nil {
+		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
+		return 1
+	}
+	assets, err := binaryAssets()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
+		return 1
+	}
+	crds, err := istioCRDs("destinationrules.networking.istio.io", "peerauthentications.security.istio.io")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "integration: Istio CRDs: %v\n", err)
+		return 1
+	}
+	env = &envtest.Environment{
+		BinaryAssetsDirectory: assets,
+		CRDs:                  crds,
+		WebhookInstallOptions: envtest.WebhookInstallOptions{
+			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{webhookConfiguration()},
+		},
+	}
+	if cfg, err = env.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "integration: start the control plane from %s: %v\n", assets, err)
+		return 1
+	}
+	code := m.Run()
+	if err := env.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "integration: stop the control plane: %v\n", err)
+	}
+	return code
+}
+
+// binaryAssets returns the directory holding kube-apiserver, etcd and
+// kubectl: $KUBEBUILDER_ASSETS (relative to the repository root), else
+// bin/. A missing binary is an error, never a skip.
+func binaryAssets() (string, error) {
+	dir := os.Getenv("KUBEBUILDER_ASSETS")
+	if dir == "" {
+		dir = "bin"
+	}
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(repoRoot, dir)
+	}
+	for _, b := range []string{"kube-apiserver", "etcd", "kubectl"} {
+		fi, err := os.Stat(filepath.Join(dir, b))
+		if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return "", fmt.Errorf("%s/%s is missing: run make bin (it builds kube-apiserver, etcd and kubectl from source)", dir, b)
+		}
+	}
+	return dir, nil
+}
+
+// findRepoRoot walks up from the package directory to the module's go.mod.
+func findRepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.Contains(b, []byte("module github.com/mtlsguard/mtlsguard\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod of github.com/mtlsguard/mtlsguard above the test directory")
+		}
+		dir = parent
+	}
+}
+
+// istioCRDs reads the named CRDs from the istio.io/api module the build
+// uses: kubernetes/customresourcedefinitions.gen.yaml.
+func istioCRDs(names ...string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "istio.io/api")
+	cmd.Dir = repoRoot
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go list -m istio.io/api: %w", err)
+	}
+	path := filepath.Join(strings.TrimSpace(string(out)), "kubernetes", "customresourcedefinitions.gen.yaml")
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var crds []*apiextensionsv1.CustomResourceDefinition
+	r := utilyaml.NewYAMLReader(bufio.NewReader(f))
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := yaml.Unmarshal(doc, crd); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if want[crd.Name] {
+			crds = append(crds, crd)
+			delete(want, crd.Name)
+		}
+	}
+	if len(want) > 0 {
+		return nil, fmt.Errorf("%s lacks %v", path, want)
+	}
+	return crds, nil
+}
+
+// webhookConfiguration is manifests/base/webhook.yaml with
+// failurePolicy Fail (manifests/overlays/fail-closed) and a longer timeout:
+// with Ignore, a webhook that is down would look like one that allows.
+// TestWebhookConfigurationMatchesManifests keeps the two in step.
+func webhookConfiguration() *admissionregistrationv1.ValidatingWebhookConfiguration {
+	hook := func(name, group, resource, path string, versions ...string) admissionregistrationv1.ValidatingWebhook {
+		fail := admissionregistrationv1.Fail
+		equivalent := admissionregistrationv1.Equivalent
+		none := admissionregistrationv1.SideEffectClassNone
+		scope := admissionregistrationv1.NamespacedScope
+		timeout := int32(10)
+		port := int32(443)
+		return admissionregistrationv1.ValidatingWebhook{
+			Name: name,
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{
+				Service: &admissionregistrationv1.ServiceReference{Name: "mtlsguard", Namespace: "mtlsguard-system", Path: &path, Port: &port},
+			},
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update, admissionregistrationv1.Delete},
+				Rule: admissionregistrationv1.Rule{
+					APIGroups: []string{group}, APIVersions: versions, Resources: []string{resource}, Scope: &scope,
+				},
+			}},
+			MatchPolicy: &equivalent,
+			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+				Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", "mtlsguard-system"},
+			}}},
+			SideEffects:             &none,
+			AdmissionReviewVersions: []string{"v1"},
+			TimeoutSeconds:          &timeout,
+			FailurePolicy:           &fail,
+		}
+	}
+	return &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "mtlsguard"},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{
+			hook("destinationrules.mtlsguard.io", "networking.istio.io", "destinationrules", "/validate/destinationrules", "v1", "v1beta1", "v1alpha3"),
+			hook("peerauthentications.mtlsguard.io", "security.istio.io", "peerauthentications", "/validate/peerauthentications", "v1", "v1beta1"),
+		},
+	}
+}
