@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -335,3 +336,46 @@ func kubectl(t *testing.T, args ...string) (stdout, stderr string, err error) {
 }
 
 func equal(a, b []string) bool { return slices.Equal(a, b) }
+
+// auditEvent is the part of an audit.k8s.io/v1 Event the tests read.
+type auditEvent struct {
+	Verb       string `json:"verb"`
+	RequestURI string `json:"requestURI"`
+	ObjectRef  struct {
+		Namespace string `json:"namespace"`
+		Name      string `json:"name"`
+	} `json:"objectRef"`
+	ResponseStatus struct {
+		Code int32 `json:"code"`
+	} `json:"responseStatus"`
+	Annotations map[string]string `json:"annotations"`
+}
+
+// audited returns the annotations of the last audit event of a request
+// (not a dry-run) with this verb, object and response code.
+func audited(t *testing.T, verb, namespace, name string, code int32) map[string]string {
+	t.Helper()
+	var found map[string]string
+	eventually(t, 10*time.Second, func() error {
+		b, err := os.ReadFile(auditLog)
+		if err != nil {
+			return err
+		}
+		found = nil
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			var e auditEvent
+			if json.Unmarshal(line, &e) != nil {
+				continue
+			}
+			if e.Verb == verb && e.ObjectRef.Namespace == namespace && e.ObjectRef.Name == name &&
+				e.ResponseStatus.Code == code && !strings.Contains(e.RequestURI, "dryRun") {
+				found = e.Annotations
+			}
+		}
+		if found == nil {
+			return fmt.Errorf("no audit event %s %s/%s %d in %s", verb, namespace, name, code, auditLog)
+		}
+		return nil
+	})
+	return found
+}

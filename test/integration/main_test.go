@@ -35,7 +35,23 @@ var (
 	cfg *rest.Config
 	// repoRoot is the mtlsguard checkout.
 	repoRoot string
+	// auditLog is the API server's audit log of Istio writes (metadata).
+	auditLog string
 )
+
+// auditPolicy logs Istio writes at the Metadata level, which carries the
+// webhook's audit annotations.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  resources:
+  - group: networking.istio.io
+  - group: security.istio.io
+  verbs: [create, update, patch, delete]
+- level: None
+`
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -59,6 +75,18 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "integration: Istio CRDs: %v\n", err)
 		return 1
 	}
+	tmp, err := os.MkdirTemp("", "mtlsguard-integration-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	policyFile := filepath.Join(tmp, "audit-policy.yaml")
+	auditLog = filepath.Join(tmp, "audit.log")
+	if err := os.WriteFile(policyFile, []byte(auditPolicy), 0o600); err != nil {
+		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
+		return 1
+	}
 	env = &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		CRDs:                  crds,
@@ -66,6 +94,9 @@ func run(m *testing.M) int {
 			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{webhookConfiguration()},
 		},
 	}
+	env.ControlPlane.GetAPIServer().Configure().
+		Set("audit-policy-file", policyFile).
+		Set("audit-log-path", auditLog)
 	if cfg, err = env.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "integration: start the control plane from %s: %v\n", assets, err)
 		return 1

@@ -125,6 +125,10 @@ func TestDeepDive(t *testing.T) {
 			t.Errorf("warnings %q on a denial", w)
 		}
 		t.Logf("denial:\n%s", err)
+		a := audited(t, "create", "default", "bad-rule", http.StatusForbidden)
+		if got := a["destinationrules.mtlsguard.io/decision"]; got != "enforce-denied" {
+			t.Errorf("audit annotation decision = %q, want enforce-denied (all: %v)", got, a)
+		}
 	})
 
 	t.Run("bad-rule with DryRunAll is denied the same and not stored", func(t *testing.T) {
@@ -325,6 +329,17 @@ func TestDefaultModeAudit(t *testing.T) {
 	if err := c.Get(context.Background(), client.ObjectKeyFromObject(badRule()), &networkingv1.DestinationRule{}); err != nil {
 		t.Errorf("bad-rule was admitted but is not stored: %v", err)
 	}
+	a := audited(t, "create", "default", "bad-rule", http.StatusCreated)
+	want := map[string]string{
+		"destinationrules.mtlsguard.io/decision":  "audit-allowed",
+		"destinationrules.mtlsguard.io/conflicts": "httpbin.default.svc.cluster.local:8000 CONFLICT server=mTLS client=HTTP authn=default/istio-system dr=bad-rule/default clients=default",
+	}
+	for k, v := range want {
+		if a[k] != v {
+			t.Errorf("audit annotation %s = %q, want %q", k, a[k], v)
+		}
+	}
+	t.Logf("audit annotations: %v", a)
 }
 
 // TestUnsynced serves the real handlers from a store whose informers never
