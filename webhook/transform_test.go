@@ -171,7 +171,7 @@ func TestStripMeta(t *testing.T) {
 // after StripPod; plus what the engine's own copy costs. The numbers go
 // into docs/performance.md; the test fails only if stripping stops paying.
 func TestPodMemory(t *testing.T) {
-	const n = 1000
+	const n = 300
 	raw := injectedPod(t)
 	full := heapPer(t, n, func() any { return decodePod(t, raw) })
 	meta := heapPer(t, n, func() any { o, _ := stripMeta(decodePod(t, raw)); return o })
