@@ -144,47 +144,45 @@ func resolveMode(ns namespaceInfo, def Mode) (Mode, string) {
 	return def, modeWarning(ns.mode, def)
 }
 
-// change decodes the request into the engine's Change. A new object the
-// engine cannot read is an error; an old one it cannot read is left out, as
-// the engine's state left it out: a write that repairs or deletes it is
-// judged as a create, or not at all.
+// change decodes the request into the engine's Change. A new object that
+// does not decode or that the engine cannot read is an error. An old one is
+// left out instead, as the engine's state left it out: deleting or
+// repairing it is never blocked. A write that changes no spec is no change.
 func (v *Validator) change(req admission.Request, o *object) (policy.Change, error) {
-	var ch policy.Change
+	var stored, old, upd runtime.Object
 	if req.Operation != admissionv1.Create {
-		old, err := v.decode(req.OldObject)
-		if err != nil {
-			return ch, fmt.Errorf("%s: oldObject: %w", o, err)
-		}
-		if readable(old) == nil {
-			ch.Old = old
+		if obj, err := v.decode(req.OldObject); err == nil {
+			stored = obj
+			if readable(obj) == nil {
+				old = obj
+			}
 		}
 	}
 	if req.Operation != admissionv1.Delete {
-		upd, err := v.decode(req.Object)
-		if err != nil {
-			return ch, fmt.Errorf("%s: object: %w", o, err)
+		var err error
+		if upd, err = v.decode(req.Object); err != nil {
+			return policy.Change{}, fmt.Errorf("%s: object: %w", o, err)
 		}
-		meta, _ := upd.(metav1.Object)
+		meta := upd.(metav1.Object) // decode returns the engine's types
 		o.namespace, o.name = meta.GetNamespace(), meta.GetName()
+		if stored != nil && sameSpec(stored, upd) {
+			// Metadata only: labels, annotations, finalizers.
+			return policy.Change{}, nil
+		}
 		if meta.GetCreationTimestamp().Time.IsZero() {
 			// Istio's oldest-wins rules read it: a write not yet stored is
 			// the newest, unless it replaces an object that has one.
 			t := metav1.NewTime(v.now())
-			if old, ok := ch.Old.(metav1.Object); ok && !old.GetCreationTimestamp().Time.IsZero() {
+			if old, ok := old.(metav1.Object); ok && !old.GetCreationTimestamp().Time.IsZero() {
 				t = old.GetCreationTimestamp()
 			}
 			meta.SetCreationTimestamp(t)
 		}
 		if err := readable(upd); err != nil {
-			return ch, err
+			return policy.Change{}, err
 		}
-		if ch.Old != nil && sameSpec(ch.Old, upd) {
-			// Metadata only: labels, annotations, finalizers.
-			return policy.Change{}, nil
-		}
-		ch.New = upd
 	}
-	return ch, nil
+	return policy.Change{Old: old, New: upd}, nil
 }
 
 // decode reads an object of the validator's kind, in any served version,

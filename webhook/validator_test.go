@@ -232,6 +232,33 @@ func TestValidator(t *testing.T) {
 			},
 			want: want{code: http.StatusBadRequest, result: resultInvalid, message: "DestinationRule default/bad-rule: object: ..."},
 		},
+		"deleting an unreadable rule allowed": {
+			req:  func(t *testing.T) admission.Request { return request(t, admissionv1.Delete, nil, unknownMode) },
+			want: ok,
+		},
+		"deleting an undecodable rule allowed": {
+			req: func(t *testing.T) admission.Request {
+				r := request(t, admissionv1.Delete, nil, badRule())
+				r.OldObject.Raw = []byte(`{"apiVersion":"networking.istio.io/v1","kind":"DestinationRule","spec":{"host":7}}`)
+				return r
+			},
+			want: ok,
+		},
+		"relabelling an unreadable rule allowed": {
+			req: func(t *testing.T) admission.Request {
+				relabelled := unknownMode.DeepCopy()
+				relabelled.Labels = map[string]string{"team": "a"}
+				return request(t, admissionv1.Update, relabelled, unknownMode)
+			},
+			want: ok,
+		},
+		"repairing an unreadable rule judged as a create": {
+			req: func(t *testing.T) admission.Request {
+				repaired := existingBadRule.DeepCopy()
+				return request(t, admissionv1.Update, repaired, unknownMode)
+			},
+			want: want{code: http.StatusForbidden, message: badRuleDenial, result: resultDenied},
+		},
 		"unsynced allowed with a warning": {
 			store: func(t *testing.T) *Store { s := deepDive(t); s.synced.Store(false); return s },
 			req:   func(t *testing.T) admission.Request { return request(t, admissionv1.Create, badRule(), nil) },
