@@ -134,7 +134,7 @@ func request(t *testing.T, op admissionv1.Operation, obj, old runtime.Object) ad
 	return req
 }
 
-func validator(t *testing.T, k kind, s *Store, mutate ...func(*Options)) *Validator {
+func testValidator(t *testing.T, k kind, s *Store, mutate ...func(*Options)) *validator {
 	t.Helper()
 	o := DefaultOptions()
 	for _, m := range mutate {

@@ -39,9 +39,9 @@ var (
 	}
 )
 
-// Validator answers admission requests for the writes of one kind, in every
+// validator answers admission requests for the writes of one kind, in every
 // served version, from a Store.
-type Validator struct {
+type validator struct {
 	kind     kind
 	store    *Store
 	mode     Mode
@@ -50,10 +50,10 @@ type Validator struct {
 	now      func() time.Time
 }
 
-var _ admission.Handler = &Validator{}
+var _ admission.Handler = &validator{}
 
-func newValidator(k kind, store *Store, o Options) *Validator {
-	return &Validator{
+func newValidator(k kind, store *Store, o Options) *validator {
+	return &validator{
 		kind:     k,
 		store:    store,
 		mode:     o.DefaultMode,
@@ -64,7 +64,7 @@ func newValidator(k kind, store *Store, o Options) *Validator {
 }
 
 // Handle answers one admission request and records its metrics.
-func (v *Validator) Handle(ctx context.Context, req admission.Request) admission.Response {
+func (v *validator) Handle(ctx context.Context, req admission.Request) admission.Response {
 	start := time.Now()
 	resp, mode, result := v.handle(req)
 	observe(v.kind.gk.Kind, string(req.Operation), mode, req.DryRun != nil && *req.DryRun, result, time.Since(start))
@@ -76,7 +76,7 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 
 // handle decides; it returns the response, and the mode and result labels
 // of the metrics.
-func (v *Validator) handle(req admission.Request) (admission.Response, string, string) {
+func (v *validator) handle(req admission.Request) (admission.Response, string, string) {
 	if req.Kind.Group != v.kind.gk.Group || req.Kind.Kind != v.kind.gk.Kind || req.SubResource != "" {
 		// A webhook configuration that sends us something else: never block it.
 		return allowed(), modeNone, resultAllowed
@@ -148,7 +148,7 @@ func resolveMode(ns namespaceInfo, def Mode) (Mode, string) {
 // does not decode or that the engine cannot read is an error. An old one is
 // left out instead, as the engine's state left it out: deleting or
 // repairing it is never blocked. A write that changes no spec is no change.
-func (v *Validator) change(req admission.Request, o *object) (policy.Change, error) {
+func (v *validator) change(req admission.Request, o *object) (policy.Change, error) {
 	var stored, old, upd runtime.Object
 	if req.Operation != admissionv1.Create {
 		if obj, err := v.decode(req.OldObject); err == nil {
@@ -187,7 +187,7 @@ func (v *Validator) change(req admission.Request, o *object) (policy.Change, err
 
 // decode reads an object of the validator's kind, in any served version,
 // and converts it to the version the engine reads.
-func (v *Validator) decode(raw runtime.RawExtension) (runtime.Object, error) {
+func (v *validator) decode(raw runtime.RawExtension) (runtime.Object, error) {
 	if len(raw.Raw) == 0 {
 		return nil, fmt.Errorf("missing")
 	}

@@ -292,7 +292,7 @@ func TestValidator(t *testing.T) {
 			if s.options != nil {
 				opts = append(opts, s.options)
 			}
-			v := validator(t, k, store(t), opts...)
+			v := testValidator(t, k, store(t), opts...)
 			resp, _, result := v.handle(s.req(t))
 			if resp.Allowed != s.want.allowed || result != s.want.result {
 				t.Errorf("allowed = %v, result %q; want %v, %q", resp.Allowed, result, s.want.allowed, s.want.result)
@@ -324,7 +324,7 @@ func TestValidator(t *testing.T) {
 }
 
 func TestValidatorAuditAnnotations(t *testing.T) {
-	v := validator(t, destinationRules, deepDive(t), func(o *Options) { o.DefaultMode = Audit })
+	v := testValidator(t, destinationRules, deepDive(t), func(o *Options) { o.DefaultMode = Audit })
 	resp := v.Handle(context.Background(), request(t, admissionv1.Create, badRule(), nil))
 	want := map[string]string{
 		"decision":  "audit-allowed",
@@ -344,7 +344,7 @@ func TestValidatorAuditAnnotations(t *testing.T) {
 // run with -race.
 func TestValidatorConcurrent(t *testing.T) {
 	s := deepDive(t)
-	v := validator(t, destinationRules, s)
+	v := testValidator(t, destinationRules, s)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
