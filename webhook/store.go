@@ -3,7 +3,9 @@ package webhook
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -208,7 +210,10 @@ func (s *Store) eventHandler(log logr.Logger) toolscache.ResourceEventHandler {
 				report("add", obj, s.Apply(o))
 			}
 		},
-		UpdateFunc: func(_, obj any) {
+		UpdateFunc: func(old, obj any) {
+			if samePod(old, obj) {
+				return // a status update the engine does not read
+			}
 			if o, ok := obj.(runtime.Object); ok {
 				report("update", obj, s.Apply(o))
 			}
@@ -222,6 +227,18 @@ func (s *Store) eventHandler(log logr.Logger) toolscache.ResourceEventHandler {
 			}
 		},
 	}
+}
+
+// samePod reports whether two versions of a Pod look the same to the
+// engine. Most Pod updates change only the status, and the engine
+// recomputes the client views of the pod's namespace on every applied
+// Pod, so they are worth skipping.
+func samePod(a, b any) bool {
+	p, ok := a.(*corev1.Pod)
+	q, ok2 := b.(*corev1.Pod)
+	return ok && ok2 && p.Namespace == q.Namespace && p.Name == q.Name &&
+		p.Status.Phase == q.Status.Phase && policy.HasSidecar(p) == policy.HasSidecar(q) &&
+		maps.Equal(p.Labels, q.Labels) && reflect.DeepEqual(p.Spec.Containers, q.Spec.Containers)
 }
 
 func describe(obj any) string {

@@ -161,3 +161,34 @@ func TestFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestSamePod(t *testing.T) {
+	base := sidecarPod("default", "p", "app")
+	base.Spec.Containers[0].Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}
+	mutate := map[string]func(p *corev1.Pod){
+		"label": func(p *corev1.Pod) { p.Labels["version"] = "v2" },
+		"no sidecar": func(p *corev1.Pod) {
+			delete(p.Labels, policy.TLSModeLabel)
+			p.Annotations = nil
+			p.Spec.Containers = p.Spec.Containers[:1]
+		},
+		"port":  func(p *corev1.Pod) { p.Spec.Containers[0].Ports[0].ContainerPort = 9090 },
+		"phase": func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded },
+	}
+	for name, m := range mutate {
+		p := base.DeepCopy()
+		m(p)
+		if samePod(base, p) {
+			t.Errorf("%s: a change the engine reads is skipped", name)
+		}
+	}
+	status := base.DeepCopy()
+	status.ResourceVersion = "2"
+	status.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	if !samePod(base, status) {
+		t.Error("a status-only update is applied")
+	}
+	if samePod(base, namespace("default", nil)) {
+		t.Error("samePod of a Namespace")
+	}
+}
