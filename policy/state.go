@@ -25,6 +25,9 @@ type Snapshot struct {
 // any number may run at once; Apply, Remove and SetMesh must not run
 // concurrently with anything else.
 type State struct {
+	// base is the mesh the caller configured; mesh is base with the mesh
+	// ConfigMap laid over it.
+	base       Mesh
 	mesh       Mesh
 	namespaces map[string]*namespace
 	// servicesByHost finds the service of an exact rule host.
@@ -77,6 +80,7 @@ func NewState(s Snapshot) (*State, error) {
 			st.mesh.ClusterDomain = d.ClusterDomain
 		}
 	}
+	st.base = st.mesh
 	touched := map[string]bool{}
 	for _, o := range s.Namespaces {
 		st.ns(o.Name).setLabels(o.Labels)
@@ -206,8 +210,10 @@ func (s *State) Apply(obj runtime.Object) error {
 			return s.Remove(obj)
 		}
 		n := s.ns(o.Namespace)
-		n.pods[o.Name] = newPod(o)
-		s.setViews(n, computeViews(n, n.drs))
+		p := newPod(o)
+		old := n.pods[o.Name]
+		n.pods[o.Name] = p
+		s.podChanged(n, old, p)
 	case *securityv1.PeerAuthentication:
 		pa, err := newPeerAuth(o)
 		if err != nil {
@@ -227,14 +233,14 @@ func (s *State) Apply(obj runtime.Object) error {
 		s.countDR(dr, 1)
 		s.reindexDRs(n)
 	case *corev1.ConfigMap:
-		if o.Name != MeshConfigMapName || o.Namespace != s.mesh.RootNamespace {
+		if o.Name != MeshConfigMapName || o.Namespace != s.base.RootNamespace {
 			return nil
 		}
-		m, err := s.mesh.WithConfigMap(o)
+		m, err := s.base.WithConfigMap(o)
 		if err != nil {
 			return err
 		}
-		return s.SetMesh(m)
+		return s.setMesh(m)
 	default:
 		return fmt.Errorf("policy: unsupported object type %T", obj)
 	}
@@ -245,9 +251,11 @@ func (s *State) Apply(obj runtime.Object) error {
 func (s *State) Remove(obj runtime.Object) error {
 	switch o := obj.(type) {
 	case *corev1.Namespace:
+		// The objects inside go with their own delete events; until then
+		// the namespace only loses its labels.
 		if n, ok := s.namespaces[o.Name]; ok {
-			s.setViews(n, nil)
-			delete(s.namespaces, o.Name)
+			n.setLabels(nil)
+			s.setViews(n, computeViews(n, n.drs))
 		}
 	case *corev1.Service:
 		if n, ok := s.namespaces[o.Namespace]; ok {
@@ -258,9 +266,9 @@ func (s *State) Remove(obj runtime.Object) error {
 		}
 	case *corev1.Pod:
 		if n, ok := s.namespaces[o.Namespace]; ok {
-			if _, ok := n.pods[o.Name]; ok {
+			if old, ok := n.pods[o.Name]; ok {
 				delete(n.pods, o.Name)
-				s.setViews(n, computeViews(n, n.drs))
+				s.podChanged(n, old, nil)
 			}
 		}
 	case *securityv1.PeerAuthentication:
@@ -273,10 +281,8 @@ func (s *State) Remove(obj runtime.Object) error {
 			s.reindexDRs(n)
 		}
 	case *corev1.ConfigMap:
-		if o.Name == MeshConfigMapName && o.Namespace == s.mesh.RootNamespace {
-			d := DefaultMesh()
-			d.RootNamespace, d.ClusterDomain = s.mesh.RootNamespace, s.mesh.ClusterDomain
-			return s.SetMesh(d)
+		if o.Name == MeshConfigMapName && o.Namespace == s.base.RootNamespace {
+			return s.setMesh(s.base)
 		}
 	default:
 		return fmt.Errorf("policy: unsupported object type %T", obj)
@@ -284,9 +290,17 @@ func (s *State) Remove(obj runtime.Object) error {
 	return nil
 }
 
-// SetMesh replaces the mesh settings. A new root namespace or cluster
-// domain re-resolves every rule host.
+// SetMesh replaces the configured mesh settings (what a mesh ConfigMap is
+// then laid over). The cluster domain cannot change.
 func (s *State) SetMesh(m Mesh) error {
+	if err := s.setMesh(m); err != nil {
+		return err
+	}
+	s.base = m
+	return nil
+}
+
+func (s *State) setMesh(m Mesh) error {
 	if m.ClusterDomain != s.mesh.ClusterDomain {
 		return fmt.Errorf("policy: changing the cluster domain from %q to %q needs a new State", s.mesh.ClusterDomain, m.ClusterDomain)
 	}
@@ -316,6 +330,43 @@ func (s *State) reindexDRs(n *namespace) {
 		n.drIdx = buildDRIndex(n.name, n.drs, s.mesh)
 	}
 	s.setViews(n, computeViews(n, n.drs))
+}
+
+// podChanged keeps a namespace's client views current after a pod was
+// added, changed or removed (old or upd nil). Without workloadSelector rules
+// the namespace has one view and the pod list is updated in place of a
+// full recomputation, which would cost O(pods) per event.
+func (s *State) podChanged(n *namespace, old, upd *pod) {
+	if slices.ContainsFunc(n.drs, func(d *destRule) bool { return d.hasSelector }) || len(n.views) > 1 {
+		s.setViews(n, computeViews(n, n.drs))
+		return
+	}
+	wasClient, isClient := old != nil && old.sidecar, upd != nil && upd.sidecar
+	if wasClient == isClient {
+		return
+	}
+	var pods []string
+	if len(n.views) == 1 {
+		pods = n.views[0].Pods
+	}
+	key := n.name + "/"
+	if upd != nil {
+		key += upd.name
+	} else {
+		key += old.name
+	}
+	i, found := slices.BinarySearch(pods, key)
+	switch {
+	case isClient && !found:
+		pods = slices.Insert(slices.Clip(pods), i, key)
+	case !isClient && found:
+		pods = slices.Delete(slices.Clone(pods), i, i+1)
+	}
+	if len(pods) == 0 {
+		s.setViews(n, computeViews(n, n.drs)) // only an injection label can keep a view
+		return
+	}
+	s.setViews(n, []ClientView{{Namespace: n.name, Pods: pods}})
 }
 
 func (s *State) setViews(n *namespace, views []ClientView) {
