@@ -54,7 +54,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var o options
 	fs := pflag.NewFlagSet("tls-check", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
+	fs.Usage = func() {}
+	help := func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
 	}
@@ -69,8 +70,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.StringVar(&o.context, "context", "", "kubeconfig context for the live cluster")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
+			help()
 			return ExitOK
 		}
+		fmt.Fprintf(stderr, "tls-check: %v\nRun 'tls-check --help' for usage.\n", err)
 		return ExitUsage
 	}
 	if o.output != "table" && o.output != "json" {

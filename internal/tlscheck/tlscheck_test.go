@@ -149,6 +149,9 @@ func TestBadInput(t *testing.T) {
 		"object without kind": {
 			args: []string{"-f", write("nokind.yaml", "metadata: {name: x}\n")}, wantErr: "nokind.yaml: document 1: object has no kind",
 		},
+		"unknown flag": {
+			args: []string{"--bogus"}, wantErr: "tls-check: unknown flag: --bogus\nRun 'tls-check --help' for usage.",
+		},
 		"bad output": {
 			args: []string{"-f", deepDive, "-o", "yaml"}, wantErr: "--output must be table or json",
 		},
