@@ -88,36 +88,61 @@ func (g *grouper) add(r *Row, v ClientView, generic bool, except map[string]bool
 // a client through more than one index entry (its own namespace's and the
 // exported one), which yields equal rows at different addresses.
 func (g *grouper) sorted() []Group {
-	byContent := map[string]*Group{}
-	out := make([]*Group, 0, len(g.groups))
+	type target struct {
+		host, subset string
+		port         int32
+	}
+	// Only rows of the same target can read the same; compare their
+	// content only where a target has several groups.
+	byTarget := map[target][]*Group{}
 	for _, grp := range g.groups {
 		if grp.Views.Len() == 0 {
 			continue
 		}
-		k := grp.Row.contentKey()
-		if prev, ok := byContent[k]; ok {
-			prev.Views.explicit = append(prev.Views.explicit, grp.Views.explicit...)
-			if grp.Views.others {
-				prev.Views.others, prev.Views.except = true, grp.Views.except
-			}
+		t := target{grp.Row.Host, grp.Row.Subset, grp.Row.Port}
+		byTarget[t] = append(byTarget[t], grp)
+	}
+	type sortable struct {
+		*Group
+		first string
+	}
+	out := make([]sortable, 0, len(g.groups))
+	for _, grps := range byTarget {
+		if len(grps) == 1 {
+			out = append(out, sortable{grps[0], firstKey(grps[0].Views)})
 			continue
 		}
-		c := *grp
-		c.Views.explicit = slices.Clone(grp.Views.explicit)
-		byContent[k] = &c
-		out = append(out, &c)
+		var merged []*Group
+	next:
+		for _, grp := range grps {
+			for _, prev := range merged {
+				if prev.Row.sameContent(grp.Row) {
+					prev.Views.explicit = append(prev.Views.explicit, grp.Views.explicit...)
+					if grp.Views.others {
+						prev.Views.others, prev.Views.except = true, grp.Views.except
+					}
+					continue next
+				}
+			}
+			c := *grp
+			c.Views.explicit = slices.Clone(grp.Views.explicit)
+			merged = append(merged, &c)
+		}
+		for _, grp := range merged {
+			out = append(out, sortable{grp, firstKey(grp.Views)})
+		}
 	}
-	slices.SortFunc(out, func(a, b *Group) int {
+	slices.SortFunc(out, func(a, b sortable) int {
 		return cmp.Or(
 			cmp.Compare(a.Row.Host, b.Row.Host),
 			cmp.Compare(a.Row.Port, b.Row.Port),
 			cmp.Compare(a.Row.Subset, b.Row.Subset),
-			cmp.Compare(firstKey(a.Views), firstKey(b.Views)),
+			cmp.Compare(a.first, b.first),
 		)
 	})
 	groups := make([]Group, len(out))
 	for i, grp := range out {
-		groups[i] = *grp
+		groups[i] = *grp.Group
 	}
 	return groups
 }

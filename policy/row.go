@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 
@@ -46,18 +45,13 @@ func (r *Row) DisplayHost() string {
 	return r.Host + "|" + r.Subset
 }
 
-// contentKey identifies what a row says, whichever rule entry produced it.
-func (r *Row) contentKey() string {
-	var b strings.Builder
-	for _, c := range r.Columns() {
-		b.WriteString(c)
-		b.WriteByte('\t')
-	}
-	b.WriteString(r.Subset)
-	for _, ep := range r.Endpoints {
-		fmt.Fprintf(&b, "\t%s:%d:%v:%v:%s:%v", ep.Pod, ep.TargetPort, ep.ServerMode, ep.ClientSends, ep.AuthnPolicy, ep.OK)
-	}
-	return b.String()
+// sameContent reports whether two rows say the same, whichever rule entry
+// produced them.
+func (r *Row) sameContent(o *Row) bool {
+	return r.Host == o.Host && r.Port == o.Port && r.Subset == o.Subset && r.Status == o.Status &&
+		r.Server == o.Server && r.Client == o.Client && r.ClientColumn == o.ClientColumn &&
+		r.AuthnPolicy == o.AuthnPolicy && r.DestinationRule == o.DestinationRule &&
+		slices.Equal(r.Endpoints, o.Endpoints)
 }
 
 // Endpoint is the verdict for one server pod behind a row.
