@@ -57,8 +57,6 @@ func startCluster(t *testing.T) *cluster {
 		}
 	}
 
-	trackInputs(t, c.root)
-
 	c.logs = logDir(t)
 	// cert-manager and controller-runtime log through klog: into a file, so a
 	// failing test shows our own messages rather than thousands of lines.
@@ -239,26 +237,6 @@ func logDir(t *testing.T) string {
 		os.RemoveAll(dir)
 	})
 	return dir
-}
-
-// trackInputs reads the files the test hands to kubectl. kubectl and
-// mtlsguard run as subprocesses, whose reads `go test` cannot see; reading
-// them here makes an edit to manifests/ or examples/ (or a rebuilt binary,
-// stat-ed above) invalidate a cached "ok".
-func trackInputs(t *testing.T, root string) {
-	t.Helper()
-	for _, dir := range []string{"manifests", "examples"} {
-		err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			_, err = os.ReadFile(path)
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // freePort asks the kernel for a free local TCP port.

@@ -7,6 +7,10 @@
 // It is its own module (cert-manager v1.21 pins k8s.io v0.36 and
 // controller-runtime v0.24; mtlsguard is on v0.37 and v0.25) and drives the
 // mtlsguard binaries as processes instead of importing them.
+//
+// Run it with -count=1: what it tests (bin/, manifests/, examples/) lies
+// outside this module, where `go test` does not look when it decides that a
+// cached result is still good.
 package e2e
 
 import (
