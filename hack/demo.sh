@@ -55,13 +55,18 @@ ISTIO_API="$(go list -m -f '{{.Dir}}' istio.io/api)"
 [[ -n "${ISTIO_API}" ]] || ISTIO_API="$(go mod download -json istio.io/api | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
 ISTIO_CRDS="${ISTIO_API}/kubernetes/customresourcedefinitions.gen.yaml"
 [[ -f "${ISTIO_CRDS}" ]] || die "Istio CRDs not found at ${ISTIO_CRDS}"
+# cert-manager's CRDs, so that manifests/certmanager could be applied too; the
+# module is the one test/e2e pins.
+CM_MOD="$(cd test/e2e && go mod download -json github.com/cert-manager/cert-manager | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+CM_CRDS="${CM_MOD}/deploy/crds"
+[[ -d "${CM_CRDS}" ]] || die "cert-manager CRDs not found at ${CM_CRDS}"
 
 (cd hack/localcp && GOWORK=off go build -o "${TMP}/localcp" .)
-"${TMP}/localcp" -bin "${BIN}" -dir "${TMP}" -crds "${ISTIO_CRDS}" \
+"${TMP}/localcp" -bin "${BIN}" -dir "${TMP}" -crds "${ISTIO_CRDS}" -crds "${CM_CRDS}" \
   -webhook-config manifests/base/webhook.yaml >"${TMP}/localcp.log" 2>&1 &
 LOCALCP_PID=$!
 
-echo "Starting etcd and kube-apiserver from ${BIN#"${ROOT}/"}/ ..."
+echo "Starting etcd and kube-apiserver from ${BIN#"${ROOT}/"}/, with the Istio and cert-manager CRDs ..."
 for _ in $(seq 600); do
   [[ -f "${TMP}/ready" ]] && break
   kill -0 "${LOCALCP_PID}" 2>/dev/null || die "the control plane did not start"
