@@ -6,17 +6,11 @@ import (
 	"errors"
 	"fmt"
 
-	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
-	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
-	networkingv1beta1 "istio.io/client-go/pkg/apis/networking/v1beta1"
-	securityv1 "istio.io/client-go/pkg/apis/security/v1"
-	securityv1beta1 "istio.io/client-go/pkg/apis/security/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -28,6 +22,7 @@ import (
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	mtlsscheme "github.com/mtlsguard/mtlsguard/internal/scheme"
 	"github.com/mtlsguard/mtlsguard/policy"
 )
 
@@ -67,7 +62,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (manager.Manager, err
 	}
 	tlsOpts := []func(*tls.Config){secureTLS}
 	mgr, err := manager.New(cfg, manager.Options{
-		Scheme: newScheme(),
+		Scheme: mtlsscheme.New(),
 		Cache: cache.Options{
 			DefaultTransform: stripMeta,
 			ByObject: map[client.Object]cache.ByObject{
@@ -181,20 +176,4 @@ func servedObject(mapper meta.RESTMapper, scheme *runtime.Scheme, gk schema.Grou
 func secureTLS(c *tls.Config) {
 	c.MinVersion = tls.VersionTLS12
 	c.NextProtos = []string{"http/1.1"}
-}
-
-// newScheme knows the core kinds and every served version of the Istio
-// kinds the webhook reads.
-func newScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{
-		clientgoscheme.AddToScheme,
-		networkingv1.AddToScheme, networkingv1beta1.AddToScheme, networkingv1alpha3.AddToScheme,
-		securityv1.AddToScheme, securityv1beta1.AddToScheme,
-	} {
-		if err := add(s); err != nil {
-			panic(err) // a static registration: cannot fail
-		}
-	}
-	return s
 }

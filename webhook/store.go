@@ -74,20 +74,10 @@ func (s *Store) Apply(obj runtime.Object) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch o := obj.(type) {
-	case *corev1.Namespace:
+	if o, ok := obj.(*corev1.Namespace); ok {
 		info := namespaceInfo{terminating: o.DeletionTimestamp != nil || o.Status.Phase == corev1.NamespaceTerminating}
 		info.mode, info.hasMode = o.Labels[ModeLabel]
 		s.namespaces[o.Name] = info
-	case *corev1.ConfigMap:
-		if !s.isMeshConfig(o) {
-			return nil
-		}
-		m, err := s.base.WithConfigMap(o)
-		if err != nil {
-			return err
-		}
-		return s.state.SetMesh(m)
 	}
 	if err := s.state.Apply(obj); err != nil {
 		if rmErr := s.state.Remove(obj); rmErr != nil {
@@ -106,22 +96,10 @@ func (s *Store) Remove(obj runtime.Object) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch o := obj.(type) {
-	case *corev1.Namespace:
+	if o, ok := obj.(*corev1.Namespace); ok {
 		delete(s.namespaces, o.Name)
-	case *corev1.ConfigMap:
-		if !s.isMeshConfig(o) {
-			return nil
-		}
-		return s.state.SetMesh(s.base)
 	}
 	return s.state.Remove(obj)
-}
-
-// isMeshConfig reports whether cm is the istio ConfigMap of the root
-// namespace the options name (the one the informer watches).
-func (s *Store) isMeshConfig(cm *corev1.ConfigMap) bool {
-	return cm.Name == policy.MeshConfigMapName && cm.Namespace == s.base.RootNamespace
 }
 
 // namespace returns what the store knows about a namespace.

@@ -16,6 +16,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	mtlsscheme "github.com/mtlsguard/mtlsguard/internal/scheme"
 	"github.com/mtlsguard/mtlsguard/policy"
 )
 
@@ -58,7 +59,7 @@ func newValidator(k kind, store *Store, o Options) *validator {
 		store:    store,
 		mode:     o.DefaultMode,
 		unsynced: o.Unsynced,
-		decoder:  serializer.NewCodecFactory(newScheme()).UniversalDeserializer(),
+		decoder:  serializer.NewCodecFactory(mtlsscheme.New()).UniversalDeserializer(),
 		now:      time.Now,
 	}
 }
