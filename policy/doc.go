@@ -53,6 +53,17 @@
 //   - Client views: every namespace that has a pod with a sidecar or is
 //     labelled for injection, split by the workloadSelector DestinationRules
 //     that match some of its pods.
+//   - Names print as name/namespace, also for the mesh policy
+//     (default/istio-system): the Deep-Dive's "default/" was the
+//     cluster-scoped MeshPolicy of Istio 1.1, which no longer exists.
+//   - STATUS is OK or CONFLICT; CLIENT says AUTO when auto mTLS decides, and
+//     the verdict of an AUTO row is that of every endpoint's resolved wire.
+//
+// Not modelled: ServiceEntry hosts, Sidecar resources that narrow what a
+// client sees, ambient mode, gateways, multi-network meshes. For headless
+// services and PASSTHROUGH load balancing, subset rows list the subset's
+// pods although Istio's ORIGINAL_DST cluster sends to the original
+// destination address.
 //
 // Mesh-wide DestinationRule changes (host "*" or "*.local") and mesh-level
 // PeerAuthentication changes necessarily touch every service; everything
