@@ -1,5 +1,7 @@
 # mtlsguard image: the webhook (entrypoint) and tls-check, static binaries on
-# distroless, running as the distroless "nonroot" user.
+# an empty base image, running as an unprivileged user (65532). The webhook
+# needs no shell, libc or CA bundle: it trusts the API server through its
+# ServiceAccount's CA and serves the certificate mounted by cert-manager.
 #
 #   make docker-build IMG=mtlsguard:dev
 #   docker build -t mtlsguard:dev .
@@ -19,7 +21,7 @@ RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
     CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
       go build -trimpath -ldflags="-s -w" -o /out/tls-check ./cmd/tls-check
 
-FROM gcr.io/distroless/static:nonroot
+FROM scratch
 COPY --from=builder /out/mtlsguard /out/tls-check /
 USER 65532:65532
 ENTRYPOINT ["/mtlsguard"]
