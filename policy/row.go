@@ -2,6 +2,7 @@ package policy
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 
 	networkingapi "istio.io/api/networking/v1alpha3"
@@ -34,7 +35,7 @@ type Row struct {
 
 // HostPort is the HOST:PORT column; subsets render as host|subset:port.
 func (r *Row) HostPort() string {
-	return r.DisplayHost() + ":" + itoa(r.Port)
+	return r.DisplayHost() + ":" + strconv.Itoa(int(r.Port))
 }
 
 // DisplayHost is the host, with |subset for subset rows.
@@ -64,28 +65,6 @@ type Endpoint struct {
 	ClientSends Wire
 	OK          bool
 	Reason      string
-}
-
-func itoa(n int32) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [12]byte
-	i := len(b)
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
 }
 
 // endpoint is a pod behind a service port, with its resolved target port.
