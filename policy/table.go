@@ -26,7 +26,7 @@ func (s *State) Table(q Query) ([]Group, error) {
 	if perView {
 		ns := q.Namespace
 		if q.Pod != "" {
-			ns, _, _ = cut(q.Pod)
+			ns, _, _ = strings.Cut(q.Pod, "/")
 			p := s.pod(q.Pod)
 			if p == nil {
 				return nil, fmt.Errorf("pod %s not found", q.Pod)
@@ -86,20 +86,11 @@ func (s *State) services() []*service {
 }
 
 func (s *State) pod(key string) *pod {
-	ns, name, _ := cut(key)
+	ns, name, _ := strings.Cut(key, "/")
 	if n := s.namespaces[ns]; n != nil {
 		return n.pods[name]
 	}
 	return nil
-}
-
-func cut(key string) (ns, name string, ok bool) {
-	for i := 0; i < len(key); i++ {
-		if key[i] == '/' {
-			return key[:i], key[i+1:], true
-		}
-	}
-	return "", key, false
 }
 
 // FindPod finds a pod by name in a namespace, or else the first pod (by
