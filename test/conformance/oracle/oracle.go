@@ -52,6 +52,24 @@ type Pair struct {
 	Detail        string `json:"detail"`
 }
 
+// Less orders pairs by client pod, host, port, subset, then server pod: the
+// order of Result.Pairs.
+func (a Pair) Less(b Pair) bool {
+	if a.ClientPod != b.ClientPod {
+		return a.ClientPod < b.ClientPod
+	}
+	if a.Host != b.Host {
+		return a.Host < b.Host
+	}
+	if a.Port != b.Port {
+		return a.Port < b.Port
+	}
+	if a.Subset != b.Subset {
+		return a.Subset < b.Subset
+	}
+	return a.ServerPod < b.ServerPod
+}
+
 // Result is the oracle output for one scenario.
 type Result struct {
 	Pairs []Pair `json:"pairs"`
@@ -233,22 +251,7 @@ func (e *evaluator) run() []Pair {
 			}
 		}
 	}
-	sort.SliceStable(pairs, func(i, j int) bool {
-		a, b := pairs[i], pairs[j]
-		if a.ClientPod != b.ClientPod {
-			return a.ClientPod < b.ClientPod
-		}
-		if a.Host != b.Host {
-			return a.Host < b.Host
-		}
-		if a.Port != b.Port {
-			return a.Port < b.Port
-		}
-		if a.Subset != b.Subset {
-			return a.Subset < b.Subset
-		}
-		return a.ServerPod < b.ServerPod
-	})
+	sort.SliceStable(pairs, func(i, j int) bool { return pairs[i].Less(pairs[j]) })
 	return pairs
 }
 

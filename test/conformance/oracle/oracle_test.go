@@ -200,22 +200,7 @@ func find(res *oracle.Result, w want) *oracle.Pair {
 
 func checkInvariants(t *testing.T, res *oracle.Result) {
 	t.Helper()
-	sorted := sort.SliceIsSorted(res.Pairs, func(i, j int) bool {
-		a, b := res.Pairs[i], res.Pairs[j]
-		if a.ClientPod != b.ClientPod {
-			return a.ClientPod < b.ClientPod
-		}
-		if a.Host != b.Host {
-			return a.Host < b.Host
-		}
-		if a.Port != b.Port {
-			return a.Port < b.Port
-		}
-		if a.Subset != b.Subset {
-			return a.Subset < b.Subset
-		}
-		return a.ServerPod < b.ServerPod
-	})
+	sorted := sort.SliceIsSorted(res.Pairs, func(i, j int) bool { return res.Pairs[i].Less(res.Pairs[j]) })
 	if !sorted {
 		t.Errorf("pairs are not sorted")
 	}
