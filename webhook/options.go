@@ -2,6 +2,8 @@ package webhook
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -93,8 +95,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "directory with the serving certificate tls.crt and key tls.key; reloaded when the files change (default: <temp-dir>/k8s-webhook-server/serving-certs)")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, `address of /healthz and /readyz (ready once every informer has synced); "0" disables`)
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, `address of the Prometheus /metrics endpoint (HTTP); "0" disables`)
-	fs.Var(&modeFlag{&o.DefaultMode}, "default-mode", "what to do with a write that creates new mTLS conflicts: enforce (deny) or audit (admit with warnings); the namespace label "+ModeLabel+" (enforce, audit, off) overrides it")
-	fs.Var(&unsyncedFlag{&o.Unsynced}, "unsynced", "answer to requests that arrive before the cache has synced: allow (unchecked, with a warning) or deny (503)")
+	fs.Var(&enumFlag[Mode]{&o.DefaultMode, []Mode{Enforce, Audit}}, "default-mode", "what to do with a write that creates new mTLS conflicts: enforce (deny) or audit (admit with warnings); the namespace label "+ModeLabel+" (enforce, audit, off) overrides it")
+	fs.Var(&enumFlag[Unsynced]{&o.Unsynced, []Unsynced{UnsyncedAllow, UnsyncedDeny}}, "unsynced", "answer to requests that arrive before the cache has synced: allow (unchecked, with a warning) or deny (503)")
 	fs.StringVar(&o.RootNamespace, "root-namespace", o.RootNamespace, "Istio's root namespace (mesh-wide policies and the istio ConfigMap); the ConfigMap's rootNamespace wins")
 	fs.BoolVar(&o.AutoMTLS, "auto-mtls", o.AutoMTLS, "Istio's enableAutoMtls, unless the istio ConfigMap sets it")
 	fs.StringVar(&o.ClusterDomain, "cluster-domain", o.ClusterDomain, "DNS domain of services")
@@ -143,42 +145,34 @@ func (o *Options) mesh() policy.Mesh {
 	return m
 }
 
-// modeFlag parses --default-mode: enforce or audit.
-type modeFlag struct{ m *Mode }
-
-func (f *modeFlag) String() string {
-	if f.m == nil {
-		return ""
-	}
-	return string(*f.m)
+// enumFlag parses a flag that takes one of a few words, such as
+// --default-mode (enforce, audit) and --unsynced (allow, deny).
+type enumFlag[T ~string] struct {
+	value   *T
+	allowed []T
 }
 
-func (f *modeFlag) Set(s string) error {
-	if Mode(s) != Enforce && Mode(s) != Audit {
-		return fmt.Errorf("must be enforce or audit")
+func (f *enumFlag[T]) String() string {
+	if f.value == nil {
+		return ""
 	}
-	*f.m = Mode(s)
+	return string(*f.value)
+}
+
+func (f *enumFlag[T]) Set(s string) error {
+	if !slices.Contains(f.allowed, T(s)) {
+		return fmt.Errorf("must be %s", f.words(" or "))
+	}
+	*f.value = T(s)
 	return nil
 }
 
-func (*modeFlag) Type() string { return "enforce|audit" }
+func (f *enumFlag[T]) Type() string { return f.words("|") }
 
-// unsyncedFlag parses --unsynced: allow or deny.
-type unsyncedFlag struct{ u *Unsynced }
-
-func (f *unsyncedFlag) String() string {
-	if f.u == nil {
-		return ""
+func (f *enumFlag[T]) words(sep string) string {
+	w := make([]string, len(f.allowed))
+	for i, a := range f.allowed {
+		w[i] = string(a)
 	}
-	return string(*f.u)
+	return strings.Join(w, sep)
 }
-
-func (f *unsyncedFlag) Set(s string) error {
-	if Unsynced(s) != UnsyncedAllow && Unsynced(s) != UnsyncedDeny {
-		return fmt.Errorf("must be allow or deny")
-	}
-	*f.u = Unsynced(s)
-	return nil
-}
-
-func (*unsyncedFlag) Type() string { return "allow|deny" }
