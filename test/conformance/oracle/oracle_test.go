@@ -108,18 +108,7 @@ func TestTestdataScenarios(t *testing.T) {
 				t.Fatalf("no expectations for %s", name)
 			}
 			seen[name] = true
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sc, err := oracle.ParseScenario(data, oracle.ParseOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := oracle.Evaluate(sc)
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := evaluateFile(t, f)
 			if len(res.Rejected) > 0 {
 				t.Errorf("rejected configs: %v", res.Rejected)
 			}
@@ -152,18 +141,7 @@ func TestTestdataScenarios(t *testing.T) {
 
 // TestJSONShape checks the output field names the comparison harness relies on.
 func TestJSONShape(t *testing.T) {
-	data, err := os.ReadFile("../testdata/deep-dive.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := oracle.ParseScenario(data, oracle.ParseOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := oracle.Evaluate(sc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := evaluateFile(t, "../testdata/deep-dive.yaml")
 	raw, err := json.Marshal(res)
 	if err != nil {
 		t.Fatal(err)
@@ -217,4 +195,22 @@ func checkInvariants(t *testing.T, res *oracle.Result) {
 			t.Errorf("empty detail in %+v", p)
 		}
 	}
+}
+
+// evaluateFile runs the oracle on one scenario file.
+func evaluateFile(t *testing.T, path string) *oracle.Result {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := oracle.ParseScenario(data, oracle.ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := oracle.Evaluate(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
