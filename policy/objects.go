@@ -92,8 +92,6 @@ type service struct {
 	ports                 []servicePort
 }
 
-func (s *service) key() string { return s.namespace + "/" + s.name }
-
 type servicePort struct {
 	name   string
 	port   int32
