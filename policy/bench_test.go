@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"testing"
@@ -149,7 +150,7 @@ func decide(b *testing.B, st *policy.State, ch policy.Change, wantNew bool) {
 	var d policy.Decision
 	for i := 0; i < b.N; i++ {
 		var err error
-		if d, err = st.Decide(ch); err != nil {
+		if d, err = st.Decide(context.Background(), ch); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"slices"
 
@@ -31,7 +32,9 @@ type Decision struct {
 // object is ignored: "before" is the state with Old, "after" the state with
 // New, so a cache that lags behind the write does not skew the answer. Only
 // the services and client namespaces the change can reach are evaluated.
-func (s *State) Decide(ch Change) (Decision, error) {
+//
+// A decision that ctx cancels before it ends returns ctx's error, wrapped.
+func (s *State) Decide(ctx context.Context, ch Change) (Decision, error) {
 	before, after, scope, err := s.envs(ch)
 	if err != nil {
 		return Decision{}, err
@@ -39,6 +42,9 @@ func (s *State) Decide(ch Change) (Decision, error) {
 	eb, ea := newEvaluator(before), newEvaluator(after)
 	gNew, gResolved := newViewGrouper(s), newViewGrouper(s)
 	for _, svc := range scope.services {
+		if err := ctx.Err(); err != nil {
+			return Decision{}, fmt.Errorf("policy: decision abandoned: %w", err)
+		}
 		except := s.specialNamespaces(svc, scope.namespaces)
 		for _, p := range append(s.viewPairs(except, before, after), viewPair{genericView, genericView}) {
 			generic := p.after.Namespace == ""

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"slices"
 	"testing"
 
@@ -34,7 +35,7 @@ func TestDecideSelectorWriteEvaluatesEveryMovedClient(t *testing.T) {
 		PeerAuthentications: []*securityv1.PeerAuthentication{pa("store", "default", strict)},
 		DestinationRules:    []*networkingv1.DestinationRule{before},
 	})
-	d, err := st.Decide(Change{Old: before, New: rule(legacy)})
+	d, err := st.Decide(context.Background(), Change{Old: before, New: rule(legacy)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -57,7 +58,7 @@ func TestScenarios(t *testing.T) {
 				return
 			}
 			ch := readChange(t, write, objs)
-			dec, err := st.Decide(ch)
+			dec, err := st.Decide(context.Background(), ch)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -140,7 +141,7 @@ type conflict struct {
 func (s *Store) decide(ch policy.Change) (verdict, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	d, err := s.state.Decide(ch)
+	d, err := s.state.Decide(context.TODO(), ch)
 	if err != nil {
 		return verdict{}, err
 	}
