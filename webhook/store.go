@@ -103,6 +103,14 @@ func (s *Store) Remove(obj runtime.Object) error {
 	return s.state.Remove(obj)
 }
 
+// View calls fn with the current state. fn must only read it, and must not
+// keep it after it returns.
+func (s *Store) View(fn func(*policy.State) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return fn(s.state)
+}
+
 // namespace returns what the store knows about a namespace.
 func (s *Store) namespace(name string) namespaceInfo {
 	s.mu.RLock()
