@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"runtime"
 	"testing"
@@ -19,7 +20,8 @@ import (
 	"github.com/mtlsguard/mtlsguard/policy"
 )
 
-// Size of the generated cluster the benchmarks run on (issue #2).
+// Size of the generated cluster the benchmarks run on (issue #2), at scale
+// 1; the 4× cluster of issue #8 multiplies every count by 4.
 const (
 	benchNamespaces = 2000
 	benchServices   = 10000 // 5 per namespace
@@ -28,14 +30,17 @@ const (
 	benchPAs        = 2000
 )
 
+var benchScale = flag.Int("scale", 1, "size of the benchmark cluster: 1 is 50,000 pods, 4 is 200,000")
+
 // bigCluster generates a deterministic mesh: a mesh STRICT policy and a
 // `*.local` ISTIO_MUTUAL rule in istio-system; per namespace five services
 // (two ports, one with a named targetPort) of five pods each, most with a
 // sidecar; namespace and workload PeerAuthentications; and DestinationRules
 // for single services (some with subsets, port-level TLS or exportTo ".")
 // and for whole namespaces.
-func bigCluster() policy.Snapshot {
+func bigCluster(scale int) policy.Snapshot {
 	s := policy.Snapshot{Mesh: policy.DefaultMesh()}
+	namespaces, pasMax, drsMax := benchNamespaces*scale, benchPAs*scale, benchDRs*scale
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	meta := func(ns, name string, i int) metav1.ObjectMeta {
 		return metav1.ObjectMeta{Namespace: ns, Name: name, CreationTimestamp: metav1.NewTime(t0.Add(time.Duration(i) * time.Second))}
@@ -50,7 +55,7 @@ func bigCluster() policy.Snapshot {
 		Spec:       networkingapi.DestinationRule{Host: "*.local", TrafficPolicy: tlsPolicy(networkingapi.ClientTLSSettings_ISTIO_MUTUAL)},
 	})
 	pas, drs := 1, 1
-	for n := 0; n < benchNamespaces; n++ {
+	for n := 0; n < namespaces; n++ {
 		ns := fmt.Sprintf("ns-%d", n)
 		s.Namespaces = append(s.Namespaces, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{"istio-injection": "enabled"}}})
 		for v := 0; v < benchServices/benchNamespaces; v++ {
@@ -80,7 +85,7 @@ func bigCluster() policy.Snapshot {
 		}
 		// One PeerAuthentication per namespace: alternately namespace-wide
 		// PERMISSIVE and a workload STRICT policy with a port-level DISABLE.
-		if pas < benchPAs {
+		if pas < pasMax {
 			pa := &securityv1.PeerAuthentication{ObjectMeta: meta(ns, "default", pas)}
 			if n%2 == 0 {
 				pa.Spec.Mtls = &securityapi.PeerAuthentication_MutualTLS{Mode: securityapi.PeerAuthentication_MutualTLS_PERMISSIVE}
@@ -94,7 +99,7 @@ func bigCluster() policy.Snapshot {
 			pas++
 		}
 		// Two or three DestinationRules per namespace.
-		for d := 0; d < 3 && drs < benchDRs; d++ {
+		for d := 0; d < 3 && drs < drsMax; d++ {
 			if d == 2 && n%2 == 1 {
 				break
 			}
@@ -107,7 +112,7 @@ func bigCluster() policy.Snapshot {
 				}}}
 				dr.Spec.Subsets = []*networkingapi.Subset{{Name: "v0", Labels: map[string]string{"version": "v0"}}, {Name: "v1", Labels: map[string]string{"version": "v1"}}}
 			case 1: // a private rule for another namespace's service
-				dr.Spec.Host = fmt.Sprintf("svc-1.ns-%d.svc.cluster.local", (n+1)%benchNamespaces)
+				dr.Spec.Host = fmt.Sprintf("svc-1.ns-%d.svc.cluster.local", (n+1)%namespaces)
 				dr.Spec.ExportTo = []string{"."}
 				dr.Spec.TrafficPolicy = tlsPolicy(networkingapi.ClientTLSSettings_ISTIO_MUTUAL)
 			case 2: // the namespace's own services, connection pool only
@@ -130,8 +135,9 @@ var benchState *policy.State
 func bigState(b *testing.B) *policy.State {
 	b.Helper()
 	if benchState == nil {
-		snap := bigCluster()
-		if len(snap.Pods) != benchPods || len(snap.Services) != benchServices || len(snap.DestinationRules) != benchDRs || len(snap.PeerAuthentications) != benchPAs {
+		k := *benchScale
+		snap := bigCluster(k)
+		if len(snap.Pods) != benchPods*k || len(snap.Services) != benchServices*k || len(snap.DestinationRules) != benchDRs*k || len(snap.PeerAuthentications) != benchPAs*k {
 			b.Fatalf("generated %d pods, %d services, %d rules, %d policies", len(snap.Pods), len(snap.Services), len(snap.DestinationRules), len(snap.PeerAuthentications))
 		}
 		st, err := policy.NewState(snap)
@@ -143,7 +149,7 @@ func bigState(b *testing.B) *policy.State {
 	return benchState
 }
 
-func decide(b *testing.B, st *policy.State, ch policy.Change, wantNew bool) {
+func decide(b *testing.B, st *policy.State, ch policy.Change, wantNew bool) policy.Decision {
 	b.Helper()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -158,6 +164,7 @@ func decide(b *testing.B, st *policy.State, ch policy.Change, wantNew bool) {
 	if got := len(d.New) > 0; got != wantNew {
 		b.Fatalf("new conflicts = %d, want some: %v", len(d.New), wantNew)
 	}
+	return d
 }
 
 // BenchmarkDecisionServiceHost is one admission question: a DISABLE rule for
@@ -228,7 +235,7 @@ func BenchmarkNewState(b *testing.B) {
 		b.StopTimer()
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		snap := bigCluster()
+		snap := bigCluster(*benchScale)
 		b.StartTimer()
 		st, err := policy.NewState(snap)
 		if err != nil {
@@ -241,5 +248,51 @@ func BenchmarkNewState(b *testing.B) {
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "MiB-retained")
 		runtime.KeepAlive(st)
 		b.StartTimer()
+	}
+}
+
+// meshPA is the benchmark cluster's mesh-wide PeerAuthentication in mode m.
+func meshPA(m securityapi.PeerAuthentication_MutualTLS_Mode) *securityv1.PeerAuthentication {
+	return &securityv1.PeerAuthentication{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "istio-system", Name: "default", CreationTimestamp: metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))},
+		Spec:       securityapi.PeerAuthentication{Mtls: &securityapi.PeerAuthentication_MutualTLS{Mode: m}},
+	}
+}
+
+// meshDR is the benchmark cluster's `*.local` DestinationRule with TLS mode m.
+func meshDR(name string, m networkingapi.ClientTLSSettings_TLSmode, created time.Time) *networkingv1.DestinationRule {
+	return &networkingv1.DestinationRule{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "istio-system", Name: name, CreationTimestamp: metav1.NewTime(created)},
+		Spec:       networkingapi.DestinationRule{Host: "*.local", TrafficPolicy: tlsPolicy(m)},
+	}
+}
+
+// BenchmarkDecisionMeshWide is the admission question for the writes with
+// the largest blast radius (issue #8): they reach every service and every
+// client namespace.
+func BenchmarkDecisionMeshWide(b *testing.B) {
+	st := bigState(b)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	strict, permissive, disable := securityapi.PeerAuthentication_MutualTLS_STRICT, securityapi.PeerAuthentication_MutualTLS_PERMISSIVE, securityapi.PeerAuthentication_MutualTLS_DISABLE
+	cases := []struct {
+		name    string
+		ch      policy.Change
+		wantNew bool
+	}{
+		{"PeerAuthenticationStrictToDisable", policy.Change{Old: meshPA(strict), New: meshPA(disable)}, true},
+		{"PeerAuthenticationStrictToPermissive", policy.Change{Old: meshPA(strict), New: meshPA(permissive)}, false},
+		{"PeerAuthenticationPermissiveToStrict", policy.Change{Old: meshPA(permissive), New: meshPA(strict)}, true},
+		{"DestinationRuleIstioMutualToDisable", policy.Change{
+			Old: meshDR("default", networkingapi.ClientTLSSettings_ISTIO_MUTUAL, t0),
+			New: meshDR("default", networkingapi.ClientTLSSettings_DISABLE, t0)}, true},
+		{"DestinationRuleDelete", policy.Change{Old: meshDR("default", networkingapi.ClientTLSSettings_ISTIO_MUTUAL, t0)}, false},
+		{"DestinationRuleNewerCreate", policy.Change{New: meshDR("newer", networkingapi.ClientTLSSettings_DISABLE, t0.Add(time.Hour))}, false},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			d := decide(b, st, c.ch, c.wantNew)
+			b.ReportMetric(float64(len(d.New)), "new/op")
+			b.ReportMetric(float64(len(d.Resolved)), "resolved/op")
+		})
 	}
 }

@@ -239,7 +239,7 @@ func (s *State) envs(ch Change) (before, after *env, sc scope, err error) {
 			return nil, nil, sc, err
 		}
 		var base []*destRule
-		if n := s.namespaces[ns]; n != nil {
+		if n := s.ns(ns); n != nil {
 			base = n.drs
 		}
 		before = s.withDestRules(ns, appendDR(withoutDestRule(base, name), old))
@@ -272,7 +272,7 @@ func (s *State) envs(ch Change) (before, after *env, sc scope, err error) {
 			return nil, nil, sc, err
 		}
 		var base []*peerAuth
-		if n := s.namespaces[ns]; n != nil {
+		if n := s.ns(ns); n != nil {
 			base = n.pas
 		}
 		before = s.withPeerAuths(ns, appendPA(withoutPeerAuth(base, name), old))
@@ -290,7 +290,7 @@ func (s *State) envs(ch Change) (before, after *env, sc scope, err error) {
 		case ns == s.mesh.RootNamespace:
 			// Selectors in the root namespace are ignored: nothing changes.
 		default:
-			if n := s.namespaces[ns]; n != nil {
+			if n := s.ns(ns); n != nil {
 				for _, svc := range n.services {
 					sc.services = append(sc.services, svc)
 				}
@@ -375,24 +375,25 @@ func (s *State) servicesMatching(hosts map[string]bool) []*service {
 	suffix := ".svc." + s.mesh.ClusterDomain
 	for h := range hosts {
 		if !isWildcard(h) {
-			if svc := s.servicesByHost[h]; svc != nil {
+			if svc := s.servicesByHost.get(h); svc != nil {
 				add(svc)
 			}
 			continue
 		}
 		if ns, ok := namespaceWildcard(h, suffix); ok {
-			if n := s.namespaces[ns]; n != nil {
+			if n := s.ns(ns); n != nil {
 				for _, svc := range n.services {
 					add(svc)
 				}
 			}
 			continue
 		}
-		for _, svc := range s.servicesByHost {
+		s.servicesByHost.each(func(_ string, svc *service) bool {
 			if hostMatches(h, svc.host) {
 				add(svc)
 			}
-		}
+			return true
+		})
 	}
 	return out
 }

@@ -162,7 +162,7 @@ func TestMergingSameHost(t *testing.T) {
 		dr("test", "rule2", host, sub("subset3"), sub("subset4"), sub("subset1"), drCreated(2), drTLS(networkingapi.ClientTLSSettings_ISTIO_MUTUAL)),
 		dr("test", "rule3", host, sub("subset5"), sub("subset6"), drExport("istio-system"), drCreated(3)),
 	}})
-	local := st.namespaces["test"].drIdx.local.specific[host]
+	local := st.ns("test").drIdx.local.specific[host]
 	if len(local) != 1 {
 		t.Fatalf("local entries = %d, want 1", len(local))
 	}
@@ -173,7 +173,7 @@ func TestMergingSameHost(t *testing.T) {
 	if len(m.from) != 2 {
 		t.Errorf("from = %v, want rule1 and rule2", m.from)
 	}
-	exported := st.namespaces["test"].drIdx.exported.specific[host]
+	exported := st.ns("test").drIdx.exported.specific[host]
 	if len(exported) != 2 {
 		t.Fatalf("exported entries = %d, want 2 (merged rule1+rule2, rule3 apart)", len(exported))
 	}

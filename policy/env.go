@@ -29,7 +29,7 @@ func (e *env) peerAuths(ns string) []*peerAuth {
 	if e.ovKind == kindPeerAuthentication && ns == e.ovNS {
 		return e.ovPAs
 	}
-	if n := e.st.namespaces[ns]; n != nil {
+	if n := e.st.ns(ns); n != nil {
 		return n.pas
 	}
 	return nil
@@ -39,7 +39,7 @@ func (e *env) drIndex(ns string) *drIndex {
 	if e.ovKind == kindDestinationRule && ns == e.ovNS {
 		return e.ovIdx
 	}
-	if n := e.st.namespaces[ns]; n != nil {
+	if n := e.st.ns(ns); n != nil {
 		return n.drIdx
 	}
 	return nil
@@ -49,7 +49,7 @@ func (e *env) views(ns string) []ClientView {
 	if e.ovKind == kindDestinationRule && ns == e.ovNS {
 		return e.ovViews
 	}
-	if n := e.st.namespaces[ns]; n != nil {
+	if n := e.st.ns(ns); n != nil {
 		return n.views
 	}
 	return nil
@@ -68,7 +68,7 @@ func (s *State) withDestRules(ns string, drs []*destRule) *env {
 	if len(drs) > 0 {
 		e.ovIdx = buildDRIndex(ns, drs, s.mesh)
 	}
-	if n := s.namespaces[ns]; n != nil {
+	if n := s.ns(ns); n != nil {
 		e.ovViews = n.views
 		if slices.ContainsFunc(drs, func(d *destRule) bool { return d.hasSelector }) ||
 			slices.ContainsFunc(n.drs, func(d *destRule) bool { return d.hasSelector }) {

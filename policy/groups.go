@@ -25,11 +25,12 @@ type ViewSet struct {
 func (v ViewSet) List() []ClientView {
 	out := slices.Clone(v.explicit)
 	if v.others {
-		for name, n := range v.st.namespaces {
+		v.st.namespaces.each(func(name string, n *namespace) bool {
 			if !v.except[name] {
 				out = append(out, n.views...)
 			}
-		}
+			return true
+		})
 	}
 	slices.SortFunc(out, func(a, b ClientView) int { return cmp.Compare(a.Key(), b.Key()) })
 	return out
@@ -41,7 +42,7 @@ func (v ViewSet) Len() int {
 	if v.others {
 		n += v.st.totalViews
 		for name := range v.except {
-			if ns := v.st.namespaces[name]; ns != nil {
+			if ns := v.st.ns(name); ns != nil {
 				n -= len(ns.views)
 			}
 		}

@@ -90,6 +90,9 @@ type service struct {
 	selector              map[string]string
 	headless              bool
 	ports                 []servicePort
+	// members are the pods the selector picks, sorted by name: the
+	// endpoints of every port, before target ports and subsets.
+	members []*pod
 }
 
 type servicePort struct {

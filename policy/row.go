@@ -76,23 +76,15 @@ type endpoint struct {
 // endpoints lists the pods a service port (restricted to subset labels)
 // sends to, sorted by name.
 func (e *env) endpoints(svc *service, sp servicePort, subsetLabels map[string]string) []endpoint {
-	if len(svc.selector) == 0 {
-		return nil
-	}
-	n := e.st.namespaces[svc.namespace]
-	if n == nil {
-		return nil
-	}
 	var out []endpoint
-	for _, p := range n.pods {
-		if !subsetOf(svc.selector, p.labels) || !subsetOf(subsetLabels, p.labels) {
+	for _, p := range svc.members {
+		if !subsetOf(subsetLabels, p.labels) {
 			continue
 		}
 		if t, ok := sp.targetPort(p); ok {
 			out = append(out, endpoint{pod: p, target: t})
 		}
 	}
-	slices.SortFunc(out, func(a, b endpoint) int { return strings.Compare(a.pod.name, b.pod.name) })
 	return out
 }
 

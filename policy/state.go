@@ -2,8 +2,10 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
+	"strings"
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
@@ -22,16 +24,18 @@ type Snapshot struct {
 }
 
 // State is an indexed snapshot. Reads (Table, Decide) never modify it, so
-// any number may run at once; Apply, Remove and SetMesh must not run
-// concurrently with anything else.
+// any number may run at once. Apply, Remove and SetMesh change it and must
+// not run concurrently with anything else on the same State; to change a
+// State that others are reading, change a Clone, which costs O(1) and shares
+// everything the change does not touch.
 type State struct {
 	// base is the mesh the caller configured; mesh is base with the mesh
 	// ConfigMap laid over it.
 	base       Mesh
 	mesh       Mesh
-	namespaces map[string]*namespace
+	namespaces pmap[*namespace]
 	// servicesByHost finds the service of an exact rule host.
-	servicesByHost map[string]*service
+	servicesByHost pmap[*service]
 	// drHosts and drWildcards count, per rule host, the namespaces with a
 	// rule for it. They name the client namespaces whose own rules can change
 	// a lookup. Namespace-wide wildcards ("*.<ns>.svc.<domain>") are kept
@@ -43,14 +47,19 @@ type State struct {
 	// exportNamed counts, per namespace, the namespaces its rules name in
 	// exportTo.
 	exportNamed map[string]map[string]int
+	// drShared is set on a Clone: the four maps above belong to another
+	// State too and are copied before the first write.
+	drShared bool
 	// totalViews counts the client views of every namespace.
 	totalViews int
 }
 
+// namespace is never changed once a State that holds it is shared: an
+// event replaces it with a changed copy (see State.edit).
 type namespace struct {
 	name      string
 	labels    map[string]string
-	pods      map[string]*pod
+	pods      pmap[*pod]
 	services  map[string]*service
 	pas       []*peerAuth // oldest first
 	drs       []*destRule // sortDestRules order
@@ -64,8 +73,8 @@ type namespace struct {
 func NewState(s Snapshot) (*State, error) {
 	st := &State{
 		mesh:            s.Mesh,
-		namespaces:      map[string]*namespace{},
-		servicesByHost:  map[string]*service{},
+		namespaces:      newPmap[*namespace](),
+		servicesByHost:  newPmap[*service](),
 		drHosts:         map[string]map[string]int{},
 		drWildcards:     map[string]map[string]int{},
 		drNamespaceWide: map[string]map[string]int{},
@@ -81,17 +90,27 @@ func NewState(s Snapshot) (*State, error) {
 		}
 	}
 	st.base = st.mesh
-	touched := map[string]bool{}
-	for _, o := range s.Namespaces {
-		st.ns(o.Name).setLabels(o.Labels)
+
+	// Build plain per-namespace structures first, then freeze them.
+	type building struct {
+		n    *namespace
+		pods map[string]*pod
 	}
-	for _, o := range s.Services {
-		st.putService(o)
+	all := map[string]*building{}
+	get := func(name string) *building {
+		b, ok := all[name]
+		if !ok {
+			b = &building{n: &namespace{name: name, services: map[string]*service{}}, pods: map[string]*pod{}}
+			all[name] = b
+		}
+		return b
+	}
+	for _, o := range s.Namespaces {
+		get(o.Name).n.setLabels(o.Labels)
 	}
 	for _, o := range s.Pods {
 		if !terminated(o) {
-			st.ns(o.Namespace).pods[o.Name] = newPod(o)
-			touched[o.Namespace] = true
+			get(o.Namespace).pods[o.Name] = newPod(o)
 		}
 	}
 	for _, o := range s.PeerAuthentications {
@@ -99,41 +118,84 @@ func NewState(s Snapshot) (*State, error) {
 		if err != nil {
 			return nil, err
 		}
-		n := st.ns(o.Namespace)
-		n.pas = append(n.pas, pa)
+		b := get(o.Namespace)
+		b.n.pas = append(b.n.pas, pa)
 	}
 	for _, o := range s.DestinationRules {
 		dr, err := newDestRule(o, st.mesh.ClusterDomain)
 		if err != nil {
 			return nil, err
 		}
-		n := st.ns(o.Namespace)
-		n.drs = append(n.drs, dr)
+		b := get(o.Namespace)
+		b.n.drs = append(b.n.drs, dr)
 		st.countDR(dr, 1)
 	}
-	for name, n := range st.namespaces {
+	byNamespace := map[string][]*corev1.Service{}
+	for _, o := range s.Services {
+		byNamespace[o.Namespace] = append(byNamespace[o.Namespace], o)
+		get(o.Namespace)
+	}
+	hosts := map[string]*service{}
+	nss := map[string]*namespace{}
+	for name, b := range all {
+		n := b.n
+		n.pods = pmapOf(b.pods)
+		for _, o := range byNamespace[name] {
+			if old := n.services[o.Name]; old != nil {
+				delete(hosts, old.host)
+				delete(n.services, o.Name)
+			}
+			if o.Spec.Type == corev1.ServiceTypeExternalName {
+				continue
+			}
+			svc := newService(o, st.mesh.ClusterDomain)
+			svc.members = selectMembers(svc.selector, b.pods)
+			n.services[o.Name] = svc
+			hosts[svc.host] = svc
+		}
 		sortPeerAuths(n.pas)
 		if len(n.drs) > 0 {
 			sortDestRules(n.drs)
 			n.drIdx = buildDRIndex(name, n.drs, st.mesh)
-			touched[name] = true
 		}
-		if touched[name] || n.injection {
-			st.setViews(n, computeViews(n, n.drs))
+		if len(b.pods) > 0 || len(n.drs) > 0 || n.injection {
+			n.views = computeViews(n, n.drs)
+			st.totalViews += len(n.views)
 		}
+		nss[name] = n
 	}
+	st.namespaces = pmapOf(nss)
+	st.servicesByHost = pmapOf(hosts)
 	return st, nil
+}
+
+// Clone returns a copy of s that Apply, Remove and SetMesh can change while
+// others keep reading s. It costs O(1): the copy shares s's structures and
+// replaces, never changes, those an event touches. s itself must not be
+// changed afterwards.
+func (s *State) Clone() *State {
+	c := *s
+	c.drShared = true
+	return &c
 }
 
 // Mesh returns the mesh settings in force.
 func (s *State) Mesh() Mesh { return s.mesh }
 
-func (s *State) ns(name string) *namespace {
-	n, ok := s.namespaces[name]
-	if !ok {
-		n = &namespace{name: name, pods: map[string]*pod{}, services: map[string]*service{}}
-		s.namespaces[name] = n
+// ns returns the namespace name, or nil.
+func (s *State) ns(name string) *namespace { return s.namespaces.get(name) }
+
+// edit returns a private copy of namespace name (a new one if it does not
+// exist) and puts it in s in place of the shared one.
+func (s *State) edit(name string) *namespace {
+	var n *namespace
+	if old := s.namespaces.get(name); old != nil {
+		c := *old
+		n = &c
+	} else {
+		n = &namespace{name: name, pods: newPmap[*pod](), services: map[string]*service{}}
 	}
+	s.namespaces = s.namespaces.set(name, n)
 	return n
 }
 
@@ -142,18 +204,75 @@ func (n *namespace) setLabels(l map[string]string) {
 	n.injection = l[InjectionLabel] == "enabled" || l[RevisionLabel] != ""
 }
 
-func (s *State) putService(o *corev1.Service) {
-	n := s.ns(o.Namespace)
-	if old, ok := n.services[o.Name]; ok {
-		delete(s.servicesByHost, old.host)
+// setService replaces (svc non-nil) or removes service name of n, which
+// must be a private copy.
+func (s *State) setService(n *namespace, name string, svc *service) {
+	old := n.services[name]
+	n.services = maps.Clone(n.services)
+	if old != nil {
+		s.servicesByHost = s.servicesByHost.del(old.host)
+		delete(n.services, name)
 	}
+	if svc != nil {
+		n.services[name] = svc
+		s.servicesByHost = s.servicesByHost.set(svc.host, svc)
+	}
+}
+
+func (s *State) putService(o *corev1.Service) {
+	n := s.edit(o.Namespace)
 	if o.Spec.Type == corev1.ServiceTypeExternalName {
-		delete(n.services, o.Name)
+		s.setService(n, o.Name, nil)
 		return
 	}
 	svc := newService(o, s.mesh.ClusterDomain)
-	n.services[o.Name] = svc
-	s.servicesByHost[svc.host] = svc
+	var pods []*pod
+	n.pods.each(func(_ string, p *pod) bool {
+		if selects(svc.selector, p) {
+			pods = append(pods, p)
+		}
+		return true
+	})
+	sortPods(pods)
+	svc.members = pods
+	s.setService(n, o.Name, svc)
+}
+
+// selects reports whether a service selector picks pod p. An empty
+// selector picks nothing: such a service has no managed endpoints.
+func selects(sel map[string]string, p *pod) bool {
+	return len(sel) > 0 && subsetOf(sel, p.labels)
+}
+
+func selectMembers(sel map[string]string, pods map[string]*pod) []*pod {
+	var out []*pod
+	for _, p := range pods {
+		if selects(sel, p) {
+			out = append(out, p)
+		}
+	}
+	sortPods(out)
+	return out
+}
+
+func sortPods(pods []*pod) {
+	slices.SortFunc(pods, func(a, b *pod) int { return strings.Compare(a.name, b.name) })
+}
+
+// withMember returns members with old removed and upd (when non-nil)
+// inserted by name, as a new slice.
+func withMember(members []*pod, old, upd *pod) []*pod {
+	out := make([]*pod, 0, len(members)+1)
+	for _, p := range members {
+		if old == nil || p.name != old.name {
+			out = append(out, p)
+		}
+	}
+	if upd != nil {
+		i, _ := slices.BinarySearchFunc(out, upd.name, func(p *pod, name string) int { return strings.Compare(p.name, name) })
+		out = slices.Insert(out, i, upd)
+	}
+	return out
 }
 
 func sortPeerAuths(pas []*peerAuth) {
@@ -164,6 +283,13 @@ func sortPeerAuths(pas []*peerAuth) {
 }
 
 func (s *State) countDR(dr *destRule, delta int) {
+	if s.drShared {
+		s.drHosts = cloneCounts(s.drHosts)
+		s.drWildcards = cloneCounts(s.drWildcards)
+		s.drNamespaceWide = cloneCounts(s.drNamespaceWide)
+		s.exportNamed = cloneCounts(s.exportNamed)
+		s.drShared = false
+	}
 	byHost, key := s.drHosts, dr.host
 	if ns, ok := namespaceWildcard(dr.host, ".svc."+s.mesh.ClusterDomain); ok {
 		byHost, key = s.drNamespaceWide, ns
@@ -176,6 +302,14 @@ func (s *State) countDR(dr *destRule, delta int) {
 			count(s.exportNamed, dr.namespace, e, delta)
 		}
 	}
+}
+
+func cloneCounts(m map[string]map[string]int) map[string]map[string]int {
+	out := make(map[string]map[string]int, len(m))
+	for k, v := range m {
+		out[k] = maps.Clone(v)
+	}
+	return out
 }
 
 // count adds delta to m[key][ns], dropping entries that reach zero.
@@ -200,7 +334,7 @@ func count(m map[string]map[string]int, key, ns string, delta int) {
 func (s *State) Apply(obj runtime.Object) error {
 	switch o := obj.(type) {
 	case *corev1.Namespace:
-		n := s.ns(o.Name)
+		n := s.edit(o.Name)
 		n.setLabels(o.Labels)
 		s.setViews(n, computeViews(n, n.drs))
 	case *corev1.Service:
@@ -209,17 +343,17 @@ func (s *State) Apply(obj runtime.Object) error {
 		if terminated(o) {
 			return s.Remove(obj)
 		}
-		n := s.ns(o.Namespace)
+		n := s.edit(o.Namespace)
 		p := newPod(o)
-		old := n.pods[o.Name]
-		n.pods[o.Name] = p
+		old := n.pods.get(o.Name)
+		n.pods = n.pods.set(o.Name, p)
 		s.podChanged(n, old, p)
 	case *securityv1.PeerAuthentication:
 		pa, err := newPeerAuth(o)
 		if err != nil {
 			return err
 		}
-		n := s.ns(o.Namespace)
+		n := s.edit(o.Namespace)
 		n.pas = append(withoutPeerAuth(n.pas, o.Name), pa)
 		sortPeerAuths(n.pas)
 	case *networkingv1.DestinationRule:
@@ -227,7 +361,7 @@ func (s *State) Apply(obj runtime.Object) error {
 		if err != nil {
 			return err
 		}
-		n := s.ns(o.Namespace)
+		n := s.edit(o.Namespace)
 		s.removeDR(n, o.Name)
 		n.drs = append(n.drs, dr)
 		s.countDR(dr, 1)
@@ -253,30 +387,31 @@ func (s *State) Remove(obj runtime.Object) error {
 	case *corev1.Namespace:
 		// The objects inside go with their own delete events; until then
 		// the namespace only loses its labels.
-		if n, ok := s.namespaces[o.Name]; ok {
+		if s.ns(o.Name) != nil {
+			n := s.edit(o.Name)
 			n.setLabels(nil)
 			s.setViews(n, computeViews(n, n.drs))
 		}
 	case *corev1.Service:
-		if n, ok := s.namespaces[o.Namespace]; ok {
-			if svc, ok := n.services[o.Name]; ok {
-				delete(s.servicesByHost, svc.host)
-				delete(n.services, o.Name)
-			}
+		if n := s.ns(o.Namespace); n != nil && n.services[o.Name] != nil {
+			s.setService(s.edit(o.Namespace), o.Name, nil)
 		}
 	case *corev1.Pod:
-		if n, ok := s.namespaces[o.Namespace]; ok {
-			if old, ok := n.pods[o.Name]; ok {
-				delete(n.pods, o.Name)
+		if n := s.ns(o.Namespace); n != nil {
+			if old := n.pods.get(o.Name); old != nil {
+				n := s.edit(o.Namespace)
+				n.pods = n.pods.del(o.Name)
 				s.podChanged(n, old, nil)
 			}
 		}
 	case *securityv1.PeerAuthentication:
-		if n, ok := s.namespaces[o.Namespace]; ok {
+		if s.ns(o.Namespace) != nil {
+			n := s.edit(o.Namespace)
 			n.pas = withoutPeerAuth(n.pas, o.Name)
 		}
 	case *networkingv1.DestinationRule:
-		if n, ok := s.namespaces[o.Namespace]; ok {
+		if s.ns(o.Namespace) != nil {
+			n := s.edit(o.Namespace)
 			s.removeDR(n, o.Name)
 			s.reindexDRs(n)
 		}
@@ -305,14 +440,21 @@ func (s *State) setMesh(m Mesh) error {
 		return fmt.Errorf("policy: changing the cluster domain from %q to %q needs a new State", s.mesh.ClusterDomain, m.ClusterDomain)
 	}
 	s.mesh = m
-	for _, n := range s.namespaces {
+	var withRules []string
+	s.namespaces.each(func(name string, n *namespace) bool {
 		if len(n.drs) > 0 {
-			n.drIdx = buildDRIndex(n.name, n.drs, s.mesh)
+			withRules = append(withRules, name)
 		}
+		return true
+	})
+	for _, name := range withRules {
+		n := s.edit(name)
+		n.drIdx = buildDRIndex(n.name, n.drs, s.mesh)
 	}
 	return nil
 }
 
+// removeDR drops rule name from n, a private copy.
 func (s *State) removeDR(n *namespace, name string) {
 	for i, dr := range n.drs {
 		if dr.name == name {
@@ -324,6 +466,7 @@ func (s *State) removeDR(n *namespace, name string) {
 }
 
 func (s *State) reindexDRs(n *namespace) {
+	n.drs = slices.Clone(n.drs)
 	sortDestRules(n.drs)
 	n.drIdx = nil
 	if len(n.drs) > 0 {
@@ -332,11 +475,31 @@ func (s *State) reindexDRs(n *namespace) {
 	s.setViews(n, computeViews(n, n.drs))
 }
 
-// podChanged keeps a namespace's client views current after a pod was
-// added, changed or removed (old or upd nil). Without workloadSelector rules
-// the namespace has one view and the pod list is updated in place of a
-// full recomputation, which would cost O(pods) per event.
+// podChanged keeps n's services' members and client views current after a
+// pod was added, changed or removed (old or upd nil). n is a private copy.
 func (s *State) podChanged(n *namespace, old, upd *pod) {
+	for name, svc := range n.services {
+		was := old != nil && selects(svc.selector, old)
+		is := upd != nil && selects(svc.selector, upd)
+		if !was && !is {
+			continue
+		}
+		c := *svc
+		if is {
+			c.members = withMember(svc.members, old, upd)
+		} else {
+			c.members = withMember(svc.members, old, nil)
+		}
+		s.setService(n, name, &c)
+	}
+	s.updateViews(n, old, upd)
+}
+
+// updateViews keeps a namespace's client views current. Without
+// workloadSelector rules the namespace has one view and the pod list is
+// updated in place of a full recomputation, which would cost O(pods) per
+// event.
+func (s *State) updateViews(n *namespace, old, upd *pod) {
 	if slices.ContainsFunc(n.drs, func(d *destRule) bool { return d.hasSelector }) || len(n.views) > 1 {
 		s.setViews(n, computeViews(n, n.drs))
 		return

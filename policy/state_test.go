@@ -51,7 +51,7 @@ func TestIncrementalPodUpdatesMatchAFreshState(t *testing.T) {
 
 func viewPods(st *State, ns string) [][]string {
 	var out [][]string
-	if n := st.namespaces[ns]; n != nil {
+	if n := st.ns(ns); n != nil {
 		for _, v := range n.views {
 			out = append(out, v.Pods)
 		}
@@ -66,16 +66,16 @@ func TestRemovingANamespaceKeepsItsObjectsUntilTheirOwnDeletes(t *testing.T) {
 	if err := st.Remove(ns); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.namespaces["foo"].views) != 0 {
+	if len(st.ns("foo").views) != 0 {
 		t.Error("a deleted namespace keeps its injection view")
 	}
-	if st.servicesByHost["httpbin.foo.svc.cluster.local"] == nil {
+	if st.servicesByHost.get("httpbin.foo.svc.cluster.local") == nil {
 		t.Error("service dropped before its own delete")
 	}
 	if err := st.Remove(s); err != nil {
 		t.Fatal(err)
 	}
-	if st.servicesByHost["httpbin.foo.svc.cluster.local"] != nil {
+	if st.servicesByHost.get("httpbin.foo.svc.cluster.local") != nil {
 		t.Error("service still indexed after its delete")
 	}
 }

@@ -69,10 +69,11 @@ func (s *State) Table(q Query) ([]Group, error) {
 
 // services lists every service, sorted by host.
 func (s *State) services() []*service {
-	out := make([]*service, 0, len(s.servicesByHost))
-	for _, svc := range s.servicesByHost {
+	out := make([]*service, 0, s.servicesByHost.len())
+	s.servicesByHost.each(func(_ string, svc *service) bool {
 		out = append(out, svc)
-	}
+		return true
+	})
 	slices.SortFunc(out, func(a, b *service) int {
 		if a.host < b.host {
 			return -1
@@ -87,8 +88,8 @@ func (s *State) services() []*service {
 
 func (s *State) pod(key string) *pod {
 	ns, name, _ := strings.Cut(key, "/")
-	if n := s.namespaces[ns]; n != nil {
-		return n.pods[name]
+	if n := s.ns(ns); n != nil {
+		return n.pods.get(name)
 	}
 	return nil
 }
@@ -97,18 +98,19 @@ func (s *State) pod(key string) *pod {
 // name) of the workload that owns pods named name-<suffix>, and returns its
 // namespace/name.
 func (s *State) FindPod(namespace, name string) (string, bool) {
-	n := s.namespaces[namespace]
+	n := s.ns(namespace)
 	if n == nil {
 		return "", false
 	}
-	if _, ok := n.pods[name]; ok {
+	if n.pods.get(name) != nil {
 		return namespace + "/" + name, true
 	}
 	best := ""
-	for pn := range n.pods {
+	n.pods.each(func(pn string, _ *pod) bool {
 		if strings.HasPrefix(pn, name+"-") && (best == "" || pn < best) {
 			best = pn
 		}
-	}
+		return true
+	})
 	return namespace + "/" + best, best != ""
 }

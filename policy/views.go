@@ -54,15 +54,15 @@ func computeViews(n *namespace, drs []*destRule) []ClientView {
 	}
 	byKey := map[string]*ClientView{}
 	var keys []string
-	names := make([]string, 0, len(n.pods))
-	for name, p := range n.pods {
+	var clients []*pod
+	n.pods.each(func(_ string, p *pod) bool {
 		if p.sidecar {
-			names = append(names, name)
+			clients = append(clients, p)
 		}
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		p := n.pods[name]
+		return true
+	})
+	sortPods(clients)
+	for _, p := range clients {
 		var matched []string
 		for _, dr := range selectors {
 			if subsetOf(dr.selector, p.labels) {
