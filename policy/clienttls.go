@@ -25,34 +25,44 @@ func portPolicy(tp *networkingapi.TrafficPolicy, port int32) (*networkingapi.Tra
 	return tp, false
 }
 
-// clusterPolicy is the traffic policy of the cluster for (port, subset):
-// MergeSubsetTrafficPolicy for subsets.
-func clusterPolicy(dr *mergedRule, subset string, port int32) *networkingapi.TrafficPolicy {
+// clusterTLS is the TLS settings and load-balancing algorithm of the
+// cluster for (port, subset): GetPortLevelTrafficPolicy, then
+// MergeSubsetTrafficPolicy for subsets, read without building the merged
+// policy, since a decision asks this for every row.
+func clusterTLS(dr *mergedRule, subset string, port int32) (*networkingapi.ClientTLSSettings, networkingapi.LoadBalancerSettings_SimpleLB) {
 	if dr == nil {
-		return nil
+		return nil, networkingapi.LoadBalancerSettings_UNSPECIFIED
 	}
-	base, _ := portPolicy(dr.trafficPolicy, port)
+	tls, lb, _ := portTLS(dr.trafficPolicy, port)
 	if subset == "" {
-		return base
+		return tls, lb.GetSimple()
 	}
-	sp, hasPortLevel := portPolicy(dr.subset(subset).GetTrafficPolicy(), port)
-	if sp == nil {
-		return base
+	stp := dr.subset(subset).GetTrafficPolicy()
+	if stp == nil {
+		return tls, lb.GetSimple()
 	}
-	if base == nil {
-		return sp
+	sTLS, sLB, hasPortLevel := portTLS(stp, port)
+	if dr.trafficPolicy == nil {
+		return sTLS, sLB.GetSimple()
 	}
-	merged := &networkingapi.TrafficPolicy{
-		ConnectionPool: base.ConnectionPool, LoadBalancer: base.LoadBalancer,
-		OutlierDetection: base.OutlierDetection, Tls: base.Tls,
+	if sLB != nil || hasPortLevel {
+		lb = sLB
 	}
-	if sp.LoadBalancer != nil || hasPortLevel {
-		merged.LoadBalancer = sp.LoadBalancer
+	if sTLS != nil || hasPortLevel {
+		tls = sTLS
 	}
-	if sp.Tls != nil || hasPortLevel {
-		merged.Tls = sp.Tls
+	return tls, lb.GetSimple()
+}
+
+// portTLS is GetPortLevelTrafficPolicy reduced to TLS and load balancing: a
+// port-level entry replaces the destination-level policy as a whole.
+func portTLS(tp *networkingapi.TrafficPolicy, port int32) (*networkingapi.ClientTLSSettings, *networkingapi.LoadBalancerSettings, bool) {
+	for _, p := range tp.GetPortLevelSettings() {
+		if p.GetPort() != nil && p.GetPort().GetNumber() == uint32(port) {
+			return p.GetTls(), p.GetLoadBalancer(), true
+		}
 	}
-	return merged
+	return tp.GetTls(), tp.GetLoadBalancer(), false
 }
 
 // checkerMode is the DestinationRule TLS mode the endpoint builder's

@@ -38,6 +38,26 @@ func (m *mergedRule) subset(name string) *networkingapi.Subset {
 type hostRules struct {
 	specific map[string][]*mergedRule
 	wildcard map[string][]*mergedRule
+	// bySpecificity lists the keys of wildcard, most specific first: the
+	// first that matches a host is the one MostSpecificHostMatch picks.
+	bySpecificity []string
+}
+
+// seal orders the wildcard hosts once the index is built.
+func (hr *hostRules) seal() {
+	hr.bySpecificity = hr.bySpecificity[:0]
+	for w := range hr.wildcard {
+		hr.bySpecificity = append(hr.bySpecificity, w)
+	}
+	slices.SortFunc(hr.bySpecificity, func(a, b string) int {
+		switch {
+		case a == b:
+			return 0
+		case moreSpecific(a, b):
+			return -1
+		}
+		return 1
+	})
 }
 
 // drIndex holds a namespace's share of Istio's destinationRuleIndex.
@@ -92,6 +112,9 @@ func buildDRIndex(namespace string, drs []*destRule, m Mesh) *drIndex {
 			idx.rootLocal.merge(dr, exportTo)
 		}
 	}
+	idx.local.seal()
+	idx.exported.seal()
+	idx.rootLocal.seal()
 	return idx
 }
 
@@ -197,21 +220,27 @@ func (hr *hostRules) lookup(h string) ([]*mergedRule, bool) {
 	if l, ok := hr.specific[h]; ok {
 		return l, true
 	}
-	var best string
-	var found []*mergedRule
-	for w, l := range hr.wildcard {
-		if strings.HasSuffix(h, w[1:]) && (found == nil || moreSpecific(w, best)) {
-			best, found = w, l
+	for _, w := range hr.bySpecificity {
+		if strings.HasSuffix(h, w[1:]) {
+			return hr.wildcard[w], true
 		}
 	}
-	return found, found != nil
+	return nil, false
 }
 
 // exportedTo filters rules exported to the client namespace.
 func exportedTo(rules []*mergedRule, client string) []*mergedRule {
-	var out []*mergedRule
-	for _, r := range rules {
-		if len(r.exportTo) == 0 || r.exportTo["*"] || r.exportTo[client] {
+	visible := func(r *mergedRule) bool { return len(r.exportTo) == 0 || r.exportTo["*"] || r.exportTo[client] }
+	i := 0
+	for i < len(rules) && visible(rules[i]) {
+		i++
+	}
+	if i == len(rules) {
+		return rules // the common case: every rule is visible
+	}
+	out := slices.Clone(rules[:i])
+	for _, r := range rules[i+1:] {
+		if visible(r) {
 			out = append(out, r)
 		}
 	}

@@ -32,6 +32,7 @@ func TestMostSpecificHostMatch(t *testing.T) {
 	for _, h := range []string{"*.local", "*.default.svc.cluster.local", "*", "reviews.default.svc.cluster.local"} {
 		hr.merge(&destRule{namespace: "x", name: h, host: h, spec: &networkingapi.DestinationRule{}}, map[string]bool{})
 	}
+	hr.seal()
 	tests := map[string]struct{ needle, want string }{
 		"exact beats wildcard":  {"reviews.default.svc.cluster.local", "reviews.default.svc.cluster.local"},
 		"longest wildcard wins": {"ratings.default.svc.cluster.local", "*.default.svc.cluster.local"},
@@ -235,7 +236,7 @@ func TestClusterPolicy(t *testing.T) {
 			}
 			m := &mergedRule{first: d, trafficPolicy: d.spec.TrafficPolicy, subsets: d.spec.Subsets}
 			got := Auto
-			if tls := clusterPolicy(m, tc.subset, 8080).GetTls(); tls != nil {
+			if tls, _ := clusterTLS(m, tc.subset, 8080); tls != nil {
 				got = convertTLS(tls.Mode)
 			}
 			checker := "<nil>"

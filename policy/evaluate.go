@@ -47,9 +47,14 @@ func targets(dr *mergedRule) []string {
 // specialNamespaces are the client namespaces that may resolve a rule for
 // svc differently from genericView: the service and root namespaces, those
 // with rules for its host or any wildcard host, those named in exportTo of
-// the service and root namespaces' rules, and extra.
-func (s *State) specialNamespaces(svc *service, extra []string) map[string]bool {
-	out := map[string]bool{svc.namespace: true, s.mesh.RootNamespace: true}
+// the service and root namespaces' rules, and extra. It fills and returns
+// out, a new map when out is nil.
+func (s *State) specialNamespaces(svc *service, extra []string, out map[string]bool) map[string]bool {
+	if out == nil {
+		out = map[string]bool{}
+	}
+	clear(out)
+	out[svc.namespace], out[s.mesh.RootNamespace] = true, true
 	for ns := range s.drHosts[svc.host] {
 		out[ns] = true
 	}

@@ -5,7 +5,7 @@ package policy
 // has no plaintext filter chain, a DISABLE server or a pod without a sidecar
 // cannot terminate Istio mTLS, and nothing in the mesh terminates SIMPLE or
 // MUTUAL TLS originated by a sidecar.
-var compatible = map[ServerMode]map[Wire]bool{
+var compatible = [...][4]bool{
 	Strict:     {IstioMutual: true},
 	Permissive: {IstioMutual: true, Plaintext: true},
 	Disable:    {Plaintext: true},
@@ -14,6 +14,9 @@ var compatible = map[ServerMode]map[Wire]bool{
 
 // Compatible reports whether a server in mode s accepts what a client sends.
 func Compatible(s ServerMode, w Wire) bool {
+	if s < 0 || int(s) >= len(compatible) || w < 0 || int(w) >= len(compatible[s]) {
+		return false
+	}
 	return compatible[s][w]
 }
 

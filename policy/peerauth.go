@@ -5,10 +5,10 @@ import (
 )
 
 // serverPolicy is the resolved mode of one endpoint port and the policy whose
-// mode was used ("" when Istio's PERMISSIVE default applies).
+// mode was used (nil when Istio's PERMISSIVE default applies).
 type serverPolicy struct {
 	mode   ServerMode
-	source string
+	source *peerAuth
 }
 
 func convertMode(m securityapi.PeerAuthentication_MutualTLS_Mode) ServerMode {
@@ -21,82 +21,97 @@ func convertMode(m securityapi.PeerAuthentication_MutualTLS_Mode) ServerMode {
 	return Permissive
 }
 
-// levels picks the oldest mesh, namespace and matching workload policies for
-// a workload, as ComposePeerAuthentication does. pas lists are sorted oldest
-// first, so the first hit of a level wins.
-func (e *env) levels(namespace string, lbls map[string]string) (mesh, ns, wl *peerAuth) {
-	root := e.st.mesh.RootNamespace
-	for _, pa := range e.peerAuths(root) {
+// paChain is what decides the server mode of the workloads of one
+// namespace, as ComposePeerAuthentication reads it: the oldest mesh policy,
+// the oldest namespace policy, and the namespace's policies (oldest first)
+// among which a workload finds its own. The root namespace has only the
+// mesh level: selectors there are ignored.
+type paChain struct {
+	mesh, ns *peerAuth
+	pas      []*peerAuth
+}
+
+// meshPolicy is the oldest selector-less policy of the root namespace.
+func (e *env) meshPolicy() *peerAuth {
+	for _, pa := range e.peerAuths(e.st.mesh.RootNamespace) {
 		if len(pa.selector) == 0 {
-			mesh = pa
+			return pa
+		}
+	}
+	return nil
+}
+
+func (e *env) chain(namespace string) paChain {
+	c := paChain{mesh: e.meshPolicy()}
+	if namespace == e.st.mesh.RootNamespace {
+		return c
+	}
+	c.pas = e.peerAuths(namespace)
+	for _, pa := range c.pas {
+		if len(pa.selector) == 0 {
+			c.ns = pa
 			break
 		}
 	}
-	if namespace == root {
-		return mesh, nil, nil
-	}
-	for _, pa := range e.peerAuths(namespace) {
-		if len(pa.selector) == 0 {
-			if ns == nil {
-				ns = pa
-			}
-		} else if wl == nil && subsetOf(pa.selector, lbls) {
-			wl = pa
-		}
-		if ns != nil && wl != nil {
-			break
+	return c
+}
+
+// workload is the oldest workload policy that selects lbls.
+func (c paChain) workload(lbls map[string]string) *peerAuth {
+	for _, pa := range c.pas {
+		if len(pa.selector) > 0 && subsetOf(pa.selector, lbls) {
+			return pa
 		}
 	}
-	return mesh, ns, wl
+	return nil
 }
 
 // serverMode resolves the mode a sidecar workload enforces on targetPort:
 // mesh → namespace → workload → port, UNSET inheriting from the level above.
-func (e *env) serverMode(namespace string, lbls map[string]string, targetPort int32) serverPolicy {
-	mesh, ns, wl := e.levels(namespace, lbls)
+func (c paChain) serverMode(lbls map[string]string, targetPort int32) serverPolicy {
+	return c.serverModeOf(c.workload(lbls), targetPort)
+}
+
+// serverModeOf is serverMode for a workload whose own policy is wl.
+func (c paChain) serverModeOf(wl *peerAuth, targetPort int32) serverPolicy {
 	out := serverPolicy{mode: Permissive}
-	for _, pa := range []*peerAuth{mesh, ns, wl} {
+	for _, pa := range [...]*peerAuth{c.mesh, c.ns, wl} {
 		if pa != nil && pa.mode != securityapi.PeerAuthentication_MutualTLS_UNSET {
-			out = serverPolicy{mode: convertMode(pa.mode), source: pa.ref()}
+			out = serverPolicy{mode: convertMode(pa.mode), source: pa}
 		}
 	}
 	if wl != nil && targetPort > 0 {
 		if m, ok := wl.portModes[uint32(targetPort)]; ok && m != securityapi.PeerAuthentication_MutualTLS_UNSET {
-			out = serverPolicy{mode: convertMode(m), source: wl.ref()}
+			out = serverPolicy{mode: convertMode(m), source: wl}
 		}
 	}
 	return out
 }
 
+func (e *env) serverMode(namespace string, lbls map[string]string, targetPort int32) serverPolicy {
+	return e.chain(namespace).serverMode(lbls, targetPort)
+}
+
 // namespaceMode is AuthenticationPolicies.GetNamespaceMutualTLSMode as used
 // by auto mTLS: mesh and namespace policies only, never workload or port
-// level. known is false when neither level has a policy.
-func (e *env) namespaceMode(namespace string) (mode ServerMode, known bool) {
-	root := e.st.mesh.RootNamespace
-	var mesh, ns *peerAuth
-	for _, pa := range e.peerAuths(root) {
-		if len(pa.selector) == 0 {
-			mesh = pa
-			break
-		}
-	}
-	if namespace != root {
-		for _, pa := range e.peerAuths(namespace) {
-			if len(pa.selector) == 0 {
-				ns = pa
-				break
-			}
-		}
-	}
+// level. known is false when neither level has a policy. It is also the
+// mode every workload of the namespace starts from before its own policy,
+// which is why a mesh-wide write that leaves it unchanged in a namespace
+// cannot change a verdict there.
+func (c paChain) namespaceMode() (mode ServerMode, known bool) {
 	global, globalKnown := Permissive, false
-	if mesh != nil {
-		global, globalKnown = convertMode(mesh.mode), true // mesh UNSET is PERMISSIVE
+	if c.mesh != nil {
+		global, globalKnown = convertMode(c.mesh.mode), true // mesh UNSET is PERMISSIVE
 	}
-	if ns != nil {
-		if ns.mode == securityapi.PeerAuthentication_MutualTLS_UNSET {
+	if c.ns != nil {
+		if c.ns.mode == securityapi.PeerAuthentication_MutualTLS_UNSET {
 			return global, true
 		}
-		return convertMode(ns.mode), true
+		return convertMode(c.ns.mode), true
 	}
 	return global, globalKnown
+}
+
+func (e *env) namespaceMode(namespace string) (ServerMode, bool) {
+	return e.chain(namespace).namespaceMode()
 }

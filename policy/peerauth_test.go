@@ -87,8 +87,12 @@ func TestServerMode(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			st := mustState(t, Snapshot{PeerAuthentications: tc.pas})
 			got := (&env{st: st}).serverMode(tc.ns, app, tc.port)
-			if got.mode != tc.wantMode || got.source != tc.wantSource {
-				t.Errorf("serverMode = %v from %q, want %v from %q", got.mode, got.source, tc.wantMode, tc.wantSource)
+			source := ""
+			if got.source != nil {
+				source = got.source.ref()
+			}
+			if got.mode != tc.wantMode || source != tc.wantSource {
+				t.Errorf("serverMode = %v from %q, want %v from %q", got.mode, source, tc.wantMode, tc.wantSource)
 			}
 		})
 	}

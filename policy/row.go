@@ -73,30 +73,132 @@ type endpoint struct {
 	target int32
 }
 
-// endpoints lists the pods a service port (restricted to subset labels)
-// sends to, sorted by name.
-func (e *env) endpoints(svc *service, sp servicePort, subsetLabels map[string]string) []endpoint {
-	var out []endpoint
-	for _, p := range svc.members {
-		if !subsetOf(subsetLabels, p.labels) {
-			continue
-		}
-		if t, ok := sp.targetPort(p); ok {
-			out = append(out, endpoint{pod: p, target: t})
+// cluster is what a client's cluster for one service port (or subset of
+// it) does, from the rule it uses: the part of a row that is the same for
+// every endpoint.
+type cluster struct {
+	svc          *service
+	port         servicePort
+	subsetLabels map[string]string
+	// tls is the rule's TLS for the cluster; nil leaves it to auto mTLS.
+	tls *networkingapi.ClientTLSSettings
+	dr  *mergedRule
+	// autoOff: auto mTLS sends plaintext to every endpoint.
+	autoOff bool
+	// passthrough: an ORIGINAL_DST cluster, which gets no transport socket
+	// matches.
+	passthrough bool
+	// checker is the rule's mode as the endpoint builder's mtlsChecker
+	// sees it.
+	checker *networkingapi.ClientTLSSettings_TLSmode
+	// servers resolves the endpoints' PeerAuthentications.
+	servers paChain
+	// modes, when set, are the server policies of svc.members on this
+	// port, computed once for all the clusters of the port.
+	modes []serverPolicy
+}
+
+// cluster works out the client side of (service port, subset) under rule dr.
+func (e *env) cluster(svc *service, sp servicePort, subset string, dr *mergedRule) cluster {
+	return e.clusterWith(e.chain(svc.namespace), svc, sp, subset, dr)
+}
+
+// clusterWith is cluster with the PeerAuthentications of svc's namespace
+// already resolved.
+func (e *env) clusterWith(servers paChain, svc *service, sp servicePort, subset string, dr *mergedRule) cluster {
+	c := cluster{svc: svc, port: sp, dr: dr, servers: servers}
+	if subset != "" {
+		c.subsetLabels = dr.subset(subset).GetLabels()
+	}
+	tls, lb := clusterTLS(dr, subset, sp.port)
+	c.tls = tls
+	c.autoOff = !e.st.mesh.AutoMTLS
+	c.passthrough = svc.headless || lb == networkingapi.LoadBalancerSettings_PASSTHROUGH ||
+		passthroughPolicy(dr, subset).GetLoadBalancer().GetSimple() == networkingapi.LoadBalancerSettings_PASSTHROUGH
+	if tls == nil && !c.autoOff {
+		// Auto mTLS: the cluster-level decision
+		// (BestEffortInferServiceMTLSMode) reads every endpoint of the
+		// service port (ServiceEndpointsByPort with no labels), also for a
+		// subset; per endpoint, the tlsMode metadata decides (mtlsChecker).
+		if c.passthrough && !allIstio(svc, sp) {
+			c.autoOff = true
+		} else if m, _ := c.servers.namespaceMode(); m == Disable {
+			c.autoOff = true
 		}
 	}
-	return out
+	c.checker = checkerMode(dr, subset, sp.port)
+	return c
+}
+
+// allIstio reports whether a service port has endpoints and all of them
+// carry tlsMode=istio.
+func allIstio(svc *service, sp servicePort) bool {
+	any := false
+	for _, p := range svc.members {
+		if _, ok := sp.targetPort(p); ok {
+			if !p.tlsIstio {
+				return false
+			}
+			any = true
+		}
+	}
+	return any
+}
+
+// each calls fn for every endpoint of the cluster, in name order, with the
+// index of its pod in svc.members, its server policy and what the client
+// sends it.
+func (c *cluster) each(fn func(member int, ep endpoint, sm serverPolicy, w Wire)) {
+	for i, p := range c.svc.members {
+		if !subsetOf(c.subsetLabels, p.labels) {
+			continue
+		}
+		target, ok := c.port.targetPort(p)
+		if !ok {
+			continue
+		}
+		var sm serverPolicy
+		switch {
+		case c.modes != nil:
+			sm = c.modes[i]
+		case p.sidecar:
+			sm = c.servers.serverMode(p.labels, target)
+		default:
+			sm = serverPolicy{mode: NoSidecar}
+		}
+		fn(i, endpoint{pod: p, target: target}, sm, c.wire(p, sm))
+	}
+}
+
+// wire is what the client sends to pod p, whose policy is sm.
+func (c *cluster) wire(p *pod, sm serverPolicy) Wire {
+	switch {
+	case c.tls != nil:
+		return explicitWire(c.tls, c.dr)
+	case c.autoOff:
+		return Plaintext
+	case c.passthrough:
+		// ORIGINAL_DST clusters get no transport socket matches: mTLS to
+		// every endpoint once the cluster is auto mTLS.
+		return IstioMutual
+	case c.checker != nil:
+		// The rule's mode replaces the PeerAuthentication check, but the
+		// endpoint keeps its own tlsMode label: only tlsMode=istio matches
+		// the cluster's mTLS transport socket.
+		if *c.checker == networkingapi.ClientTLSSettings_ISTIO_MUTUAL && p.tlsIstio {
+			return IstioMutual
+		}
+		return Plaintext
+	case p.tlsIstio && sm.mode != Disable:
+		// tlsIstio implies a sidecar, so sm is the endpoint's own policy.
+		return IstioMutual
+	}
+	return Plaintext
 }
 
 // row evaluates one service port (or subset) against the rule a client uses.
 func (e *env) row(svc *service, sp servicePort, subset string, dr *mergedRule) *Row {
-	var subsetLabels map[string]string
-	if subset != "" {
-		subsetLabels = dr.subset(subset).GetLabels()
-	}
-	eps := e.endpoints(svc, sp, subsetLabels)
-	tp := clusterPolicy(dr, subset, sp.port)
-	tls := tp.GetTls()
+	c := e.cluster(svc, sp, subset, dr)
 	r := &Row{
 		Host:            svc.host,
 		Port:            sp.port,
@@ -104,76 +206,29 @@ func (e *env) row(svc *service, sp servicePort, subset string, dr *mergedRule) *
 		DestinationRule: dr.ref(),
 		Client:          Auto,
 	}
-	if tls != nil {
-		r.Client = convertTLS(tls.GetMode())
+	if c.tls != nil {
+		r.Client = convertTLS(c.tls.GetMode())
 	}
 	r.ClientColumn = r.Client.Column()
-	if tls == nil && !e.st.mesh.AutoMTLS {
+	if c.tls == nil && !e.st.mesh.AutoMTLS {
 		r.ClientColumn = "HTTP"
 	}
-
-	// Auto mTLS: the cluster-level decision (BestEffortInferServiceMTLSMode),
-	// then per endpoint the tlsMode metadata (mtlsChecker).
-	autoOff := !e.st.mesh.AutoMTLS
-	passthrough := svc.headless ||
-		passthroughPolicy(dr, subset).GetLoadBalancer().GetSimple() == networkingapi.LoadBalancerSettings_PASSTHROUGH ||
-		tp.GetLoadBalancer().GetSimple() == networkingapi.LoadBalancerSettings_PASSTHROUGH
-	if tls == nil && !autoOff {
-		// BestEffortInferServiceMTLSMode reads every endpoint of the service
-		// port (ServiceEndpointsByPort with no labels), also for a subset.
-		portEps := eps
-		if passthrough && subset != "" {
-			portEps = e.endpoints(svc, sp, nil)
-		}
-		if passthrough && (len(portEps) == 0 || slices.ContainsFunc(portEps, func(ep endpoint) bool { return !ep.pod.tlsIstio })) {
-			autoOff = true
-		} else if m, _ := e.namespaceMode(svc.namespace); m == Disable {
-			autoOff = true
-		}
-	}
-	checker := checkerMode(dr, subset, sp.port)
-
 	var servers, policies []string
-	r.Endpoints = make([]Endpoint, 0, len(eps))
-	for _, ep := range eps {
-		out := Endpoint{Pod: ep.pod.key(), TargetPort: ep.target, Sidecar: ep.pod.sidecar, ServerMode: NoSidecar, AuthnPolicy: "-"}
-		var sm serverPolicy
-		if ep.pod.sidecar {
-			sm = e.serverMode(ep.pod.namespace, ep.pod.labels, ep.target)
-			out.ServerMode = sm.mode
-			if sm.source != "" {
-				out.AuthnPolicy = sm.source
-			}
+	r.Endpoints = []Endpoint{}
+	c.each(func(_ int, ep endpoint, sm serverPolicy, w Wire) {
+		out := Endpoint{Pod: ep.pod.key(), TargetPort: ep.target, Sidecar: ep.pod.sidecar, ServerMode: sm.mode, AuthnPolicy: "-", ClientSends: w}
+		if sm.source != nil {
+			out.AuthnPolicy = sm.source.ref()
 		}
-		switch {
-		case tls != nil:
-			out.ClientSends = explicitWire(tls, dr)
-		case autoOff:
-			out.ClientSends = Plaintext
-		case passthrough:
-			// ORIGINAL_DST clusters get no transport socket matches: mTLS to
-			// every endpoint once the cluster is auto mTLS.
-			out.ClientSends = IstioMutual
-		case checker != nil:
-			// The rule's mode replaces the PeerAuthentication check, but the
-			// endpoint keeps its own tlsMode label: only tlsMode=istio
-			// matches the cluster's mTLS transport socket.
-			if *checker == networkingapi.ClientTLSSettings_ISTIO_MUTUAL && ep.pod.tlsIstio {
-				out.ClientSends = IstioMutual
-			}
-		case ep.pod.tlsIstio && sm.mode != Disable:
-			// tlsIstio implies a sidecar, so sm is the endpoint's own policy.
-			out.ClientSends = IstioMutual
-		}
-		out.OK = Compatible(out.ServerMode, out.ClientSends)
-		out.Reason = reason(out.ServerMode, out.ClientSends)
+		out.OK = Compatible(out.ServerMode, w)
+		out.Reason = reason(out.ServerMode, w)
 		if !out.OK {
 			r.Status = Conflict
 		}
 		servers = appendUnique(servers, out.ServerMode.Column())
 		policies = appendUnique(policies, out.AuthnPolicy)
 		r.Endpoints = append(r.Endpoints, out)
-	}
+	})
 	r.Server = single(servers, "-", "mixed")
 	r.AuthnPolicy = single(policies, "-", "")
 	return r

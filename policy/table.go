@@ -51,7 +51,7 @@ func (s *State) Table(q Query) ([]Group, error) {
 		classes := views
 		var except map[string]bool
 		if !perView {
-			except = s.specialNamespaces(svc, nil)
+			except = s.specialNamespaces(svc, nil, nil)
 			classes = append(viewsOf(except, ev.env), genericView)
 		}
 		for _, v := range classes {

@@ -1,0 +1,231 @@
+package policy
+
+import (
+	"fmt"
+
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// scope is what a change can reach.
+type scope struct {
+	kind       kind
+	services   []*service
+	namespaces []string // client namespaces to evaluate one by one
+}
+
+// envs builds the before and after configurations and the scope of a change.
+func (s *State) envs(ch Change) (before, after *env, sc scope, err error) {
+	switch {
+	case isDR(ch.Old) || isDR(ch.New):
+		var old, upd *destRule
+		if old, err = s.asDestRule(ch.Old); err == nil {
+			upd, err = s.asDestRule(ch.New)
+		}
+		if err != nil {
+			return nil, nil, sc, err
+		}
+		ns, name, err := sameObject(old, upd, func(d *destRule) (string, string) { return d.namespace, d.name })
+		if err != nil {
+			return nil, nil, sc, err
+		}
+		var base []*destRule
+		if n := s.ns(ns); n != nil {
+			base = n.drs
+		}
+		before = s.withDestRules(ns, appendDR(withoutDestRule(base, name), old))
+		after = s.withDestRules(ns, appendDR(withoutDestRule(base, name), upd))
+		sc = scope{kind: kindDestinationRule, namespaces: []string{ns}}
+		hosts := map[string]bool{}
+		for _, d := range []*destRule{old, upd} {
+			if d == nil {
+				continue
+			}
+			hosts[d.host] = true
+			for _, e := range d.exportTo {
+				if e != "." && e != "*" {
+					sc.namespaces = append(sc.namespaces, e)
+				}
+			}
+		}
+		sc.services = s.servicesMatching(hosts)
+		return before, after, sc, nil
+	case isPA(ch.Old) || isPA(ch.New):
+		var old, upd *peerAuth
+		if old, err = asPeerAuth(ch.Old); err == nil {
+			upd, err = asPeerAuth(ch.New)
+		}
+		if err != nil {
+			return nil, nil, sc, err
+		}
+		ns, name, err := sameObject(old, upd, func(p *peerAuth) (string, string) { return p.namespace, p.name })
+		if err != nil {
+			return nil, nil, sc, err
+		}
+		var base []*peerAuth
+		if n := s.ns(ns); n != nil {
+			base = n.pas
+		}
+		before = s.withPeerAuths(ns, appendPA(withoutPeerAuth(base, name), old))
+		after = s.withPeerAuths(ns, appendPA(withoutPeerAuth(base, name), upd))
+		sc = scope{kind: kindPeerAuthentication}
+		meshWide := false
+		for _, p := range []*peerAuth{old, upd} {
+			if p != nil && ns == s.mesh.RootNamespace && len(p.selector) == 0 {
+				meshWide = true
+			}
+		}
+		namespaceLevel := (old == nil || len(old.selector) == 0) && (upd == nil || len(upd.selector) == 0)
+		switch {
+		case meshWide:
+			// Only where the mode workloads start from changes: a namespace
+			// whose own policy sets a mode does not see the mesh's.
+			s.namespaces.each(func(name string, n *namespace) bool {
+				if len(n.services) > 0 && namespaceModeChanges(before, after, name) {
+					sc.services = appendServices(sc.services, n)
+				}
+				return true
+			})
+		case ns == s.mesh.RootNamespace:
+			// Selectors in the root namespace are ignored: nothing changes.
+		case namespaceLevel && !namespaceModeChanges(before, after, ns):
+			// A namespace policy that does not win (an older one does), or
+			// whose change leaves the resulting mode as it was.
+		default:
+			if n := s.ns(ns); n != nil {
+				sc.services = appendServices(sc.services, n)
+			}
+		}
+		return before, after, sc, nil
+	}
+	return nil, nil, sc, fmt.Errorf("policy: a change needs a DestinationRule or PeerAuthentication, got %T and %T", ch.Old, ch.New)
+}
+
+// namespaceModeChanges reports whether the mode the workloads of ns start
+// from (mesh, then namespace policy) differs between two envs. Server modes
+// and auto mTLS read PeerAuthentications only through it and the
+// workloads' own policies.
+func namespaceModeChanges(before, after *env, ns string) bool {
+	b, _ := before.namespaceMode(ns)
+	a, _ := after.namespaceMode(ns)
+	return a != b
+}
+
+func appendServices(l []*service, n *namespace) []*service {
+	for _, svc := range n.services {
+		l = append(l, svc)
+	}
+	return l
+}
+
+func isDR(o runtime.Object) bool { _, ok := o.(*networkingv1.DestinationRule); return ok }
+func isPA(o runtime.Object) bool { _, ok := o.(*securityv1.PeerAuthentication); return ok }
+
+func (s *State) asDestRule(o runtime.Object) (*destRule, error) {
+	switch d := o.(type) {
+	case nil:
+		return nil, nil
+	case *networkingv1.DestinationRule:
+		if d == nil {
+			return nil, nil
+		}
+		return newDestRule(d, s.mesh.ClusterDomain)
+	}
+	return nil, fmt.Errorf("policy: change mixes a DestinationRule with %T", o)
+}
+
+func asPeerAuth(o runtime.Object) (*peerAuth, error) {
+	switch p := o.(type) {
+	case nil:
+		return nil, nil
+	case *securityv1.PeerAuthentication:
+		if p == nil {
+			return nil, nil
+		}
+		return newPeerAuth(p)
+	}
+	return nil, fmt.Errorf("policy: change mixes a PeerAuthentication with %T", o)
+}
+
+func sameObject[T any](old, upd *T, id func(*T) (string, string)) (ns, name string, err error) {
+	switch {
+	case old == nil && upd == nil:
+		return "", "", fmt.Errorf("policy: a change needs an old or a new object")
+	case old == nil:
+		ns, name = id(upd)
+	case upd == nil:
+		ns, name = id(old)
+	default:
+		ns, name = id(old)
+		if n2, m2 := id(upd); n2 != ns || m2 != name {
+			return "", "", fmt.Errorf("policy: change renames %s/%s to %s/%s", ns, name, n2, m2)
+		}
+	}
+	return ns, name, nil
+}
+
+func appendDR(l []*destRule, d *destRule) []*destRule {
+	if d == nil {
+		return l
+	}
+	return append(l, d)
+}
+
+func appendPA(l []*peerAuth, p *peerAuth) []*peerAuth {
+	if p == nil {
+		return l
+	}
+	return append(l, p)
+}
+
+// servicesMatching lists the services a set of rule hosts covers. A
+// namespace-wide wildcard reads one namespace; other wildcards scan.
+func (s *State) servicesMatching(hosts map[string]bool) []*service {
+	seen := map[*service]bool{}
+	var out []*service
+	add := func(svc *service) {
+		if !seen[svc] {
+			seen[svc] = true
+			out = append(out, svc)
+		}
+	}
+	suffix := ".svc." + s.mesh.ClusterDomain
+	for h := range hosts {
+		if !isWildcard(h) {
+			if svc := s.servicesByHost.get(h); svc != nil {
+				add(svc)
+			}
+			continue
+		}
+		if ns, ok := namespaceWildcard(h, suffix); ok {
+			if n := s.ns(ns); n != nil {
+				for _, svc := range n.services {
+					add(svc)
+				}
+			}
+			continue
+		}
+		s.servicesByHost.each(func(_ string, svc *service) bool {
+			if hostMatches(h, svc.host) {
+				add(svc)
+			}
+			return true
+		})
+	}
+	return out
+}
+
+// namespaceWildcard recognises "*.<ns>.svc.<domain>".
+func namespaceWildcard(h, suffix string) (string, bool) {
+	if len(h) <= 2+len(suffix) || h[:2] != "*." || h[len(h)-len(suffix):] != suffix {
+		return "", false
+	}
+	ns := h[2 : len(h)-len(suffix)]
+	for i := 0; i < len(ns); i++ {
+		if ns[i] == '.' {
+			return "", false
+		}
+	}
+	return ns, true
+}
