@@ -43,27 +43,29 @@ func (s *State) Decide(ctx context.Context, ch Change) (Decision, error) {
 	return s.DecideFirst(ctx, ch, -1)
 }
 
-// DecideFirst is Decide keeping only the first max rows of New and of
-// Resolved (all of them when max < 0); NewTotal and ResolvedTotal still
+// DecideFirst is Decide keeping only the first limit rows of New and of
+// Resolved (all of them when limit < 0); NewTotal and ResolvedTotal still
 // count every row. A mesh-wide write can break every service port of the
 // cluster: an admission answer needs the count and a few rows, and building
 // the others would cost as much as the rest of the decision.
-func (s *State) DecideFirst(ctx context.Context, ch Change, max int) (Decision, error) {
+func (s *State) DecideFirst(ctx context.Context, ch Change, limit int) (Decision, error) {
 	before, after, sc, err := s.envs(ch)
 	if err != nil {
 		return Decision{}, err
 	}
 	// Services are independent: a wide write is split among the CPUs the
-	// process may use, each worker with its own scratch space.
+	// process may use but one, which stays free for the admissions and
+	// cache events that arrive meanwhile; each worker has its own scratch
+	// space.
 	workers := 1
 	if len(sc.services) >= parallelAbove {
-		workers = min(goruntime.GOMAXPROCS(0), len(sc.services)/(parallelAbove/2))
+		workers = max(1, min(goruntime.GOMAXPROCS(0)-1, len(sc.services)/(parallelAbove/2)))
 	}
 	evs := make([]*serviceEval, workers)
 	var wg sync.WaitGroup
 	var failed atomic.Value
 	for w := range evs {
-		ev := newServiceEval(s, before, after, sc, max)
+		ev := newServiceEval(s, before, after, sc, limit)
 		evs[w] = ev
 		wg.Go(func() {
 			for i := w; i < len(sc.services); i += workers {

@@ -20,15 +20,21 @@ import (
 )
 
 // Store keeps a policy.State current from informer events and answers
-// decisions from it. Events take the write lock; decisions take the read
-// lock, so any number of them run at once.
+// decisions from it. Nothing a decision reads is ever changed: an event
+// changes a copy of the state (policy.State.Clone, which shares all the
+// event does not touch) and publishes it with one atomic store. A decision
+// reads the state that was current when it started, however long it takes,
+// and neither waits for events nor makes them wait; events wait only for
+// each other.
 type Store struct {
-	mu    sync.RWMutex
-	state *policy.State
+	// writeMu orders events; readers never take it.
+	writeMu sync.Mutex
+	state   atomic.Pointer[policy.State]
 	// base is the mesh the options describe; the istio ConfigMap is laid
 	// over it, never over the previous ConfigMap.
-	base       policy.Mesh
-	namespaces map[string]namespaceInfo
+	base policy.Mesh
+	// namespaces maps a namespace name to its namespaceInfo.
+	namespaces sync.Map
 	synced     atomic.Bool
 }
 
@@ -46,7 +52,9 @@ func NewStore(m policy.Mesh) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{state: st, base: st.Mesh(), namespaces: map[string]namespaceInfo{}}, nil
+	s := &Store{base: st.Mesh()}
+	s.state.Store(st)
+	return s, nil
 }
 
 // Synced reports whether every informer has delivered its initial list to
@@ -73,15 +81,19 @@ func (s *Store) Apply(obj runtime.Object) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	if o, ok := obj.(*corev1.Namespace); ok {
 		info := namespaceInfo{terminating: o.DeletionTimestamp != nil || o.Status.Phase == corev1.NamespaceTerminating}
 		info.mode, info.hasMode = o.Labels[ModeLabel]
-		s.namespaces[o.Name] = info
+		s.namespaces.Store(o.Name, info)
 	}
-	if err := s.state.Apply(obj); err != nil {
-		if rmErr := s.state.Remove(obj); rmErr != nil {
+	next := s.state.Load().Clone()
+	defer s.state.Store(next)
+	if err := next.Apply(obj); err != nil {
+		// The engine checks an object before it changes anything, so next
+		// is as it was; drop the previous version of the object too.
+		if rmErr := next.Remove(obj); rmErr != nil {
 			return errors.Join(err, rmErr)
 		}
 		return err
@@ -95,34 +107,36 @@ func (s *Store) Remove(obj runtime.Object) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	if o, ok := obj.(*corev1.Namespace); ok {
-		delete(s.namespaces, o.Name)
+		s.namespaces.Delete(o.Name)
 	}
-	return s.state.Remove(obj)
+	next := s.state.Load().Clone()
+	if err := next.Remove(obj); err != nil {
+		return err
+	}
+	s.state.Store(next)
+	return nil
 }
 
-// View calls fn with the current state. fn must only read it, and must not
-// keep it after it returns.
+// View calls fn with the current state. fn must only read it; the state
+// never changes under it, however long fn runs.
 func (s *Store) View(fn func(*policy.State) error) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return fn(s.state)
+	return fn(s.state.Load())
 }
 
 // namespace returns what the store knows about a namespace.
 func (s *Store) namespace(name string) namespaceInfo {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.namespaces[name]
+	info, _ := s.namespaces.Load(name)
+	ni, _ := info.(namespaceInfo)
+	return ni
 }
 
 // clusterDomain is the DNS suffix of services; it never changes.
 func (s *Store) clusterDomain() string { return s.base.ClusterDomain }
 
-// verdict is a policy.Decision rendered while the state was read-locked:
-// a Group's views are read from the state.
+// verdict is a policy.Decision rendered for a response.
 type verdict struct {
 	// conflicts are the first maxRows new conflicts.
 	conflicts []conflict
@@ -147,9 +161,9 @@ type conflict struct {
 // columns are the same (the same rule reached from different client
 // namespaces) make one row.
 func (s *Store) decide(ch policy.Change) (verdict, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	d, err := s.state.Decide(context.TODO(), ch)
+	// A response lists maxRows rows; the engine counts the others without
+	// building them.
+	d, err := s.state.Load().DecideFirst(context.TODO(), ch, maxRows)
 	if err != nil {
 		return verdict{}, err
 	}
@@ -164,7 +178,8 @@ func (s *Store) decide(ch policy.Change) (verdict, error) {
 		}
 		groups[k] = append(groups[k], g)
 	}
-	v := verdict{total: len(order), resolved: len(d.Resolved)}
+	// Rows merged above were counted once each in NewTotal.
+	v := verdict{total: d.NewTotal - (len(d.New) - len(order)), resolved: d.ResolvedTotal}
 	for _, k := range order[:min(len(order), maxRows)] {
 		var ns []string
 		for _, g := range groups[k] {

@@ -40,7 +40,7 @@ func TestStoreMeshConfigMap(t *testing.T) {
 	if err := s.Apply(mesh("istio-system", "rootNamespace: elsewhere")); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.state.Mesh().RootNamespace; got != "elsewhere" {
+	if got := s.state.Load().Mesh().RootNamespace; got != "elsewhere" {
 		t.Errorf("root namespace %q after the ConfigMap, want elsewhere", got)
 	}
 	// Now the mesh policies in istio-system are plain namespace policies:
@@ -51,13 +51,13 @@ func TestStoreMeshConfigMap(t *testing.T) {
 	if err := s.Apply(mesh("istio-system", "enableAutoMtls: false")); err != nil {
 		t.Fatal(err)
 	}
-	if m := s.state.Mesh(); m.RootNamespace != "istio-system" || m.AutoMTLS {
+	if m := s.state.Load().Mesh(); m.RootNamespace != "istio-system" || m.AutoMTLS {
 		t.Errorf("mesh %+v: the ConfigMap is laid over the options, not over the previous ConfigMap", m)
 	}
 	if err := s.Apply(mesh("other", "enableAutoMtls: true")); err != nil {
 		t.Fatal(err)
 	}
-	if s.state.Mesh().AutoMTLS {
+	if s.state.Load().Mesh().AutoMTLS {
 		t.Error("a ConfigMap outside the root namespace changed the mesh")
 	}
 	if err := s.Apply(mesh("istio-system", "rootNamespace: [")); err == nil {
@@ -66,7 +66,7 @@ func TestStoreMeshConfigMap(t *testing.T) {
 	if err := s.Remove(mesh("istio-system", "")); err != nil {
 		t.Fatal(err)
 	}
-	if m := s.state.Mesh(); !reflect.DeepEqual(m, policy.DefaultMesh()) {
+	if m := s.state.Load().Mesh(); !reflect.DeepEqual(m, policy.DefaultMesh()) {
 		t.Errorf("mesh %+v after the ConfigMap is deleted, want the options' %+v", m, policy.DefaultMesh())
 	}
 	if n := decideBadRule(t, s); n != 1 {
