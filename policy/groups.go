@@ -49,15 +49,24 @@ func (v ViewSet) Len() int {
 	return n
 }
 
-// Namespaces lists the distinct client namespaces, sorted.
+// Namespaces lists the distinct client namespaces, sorted. It reads the
+// namespaces, not their views: tls-check -A asks this of every row, and
+// listing a mesh-wide set's views sorts thousands of them by Key, which
+// allocates in every comparison.
 func (v ViewSet) Namespaces() []string {
-	var out []string
-	for _, cv := range v.List() {
-		if len(out) == 0 || out[len(out)-1] != cv.Namespace {
-			out = append(out, cv.Namespace)
+	out := make([]string, 0, len(v.explicit))
+	for _, cv := range v.explicit {
+		out = append(out, cv.Namespace)
+	}
+	if v.others {
+		for name, n := range v.st.namespaces {
+			if len(n.views) > 0 && !v.except[name] {
+				out = append(out, name)
+			}
 		}
 	}
-	return out
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // grouper collects rows by identity: the engine memoizes rows per
