@@ -13,7 +13,8 @@ import (
 )
 
 // manyNamespaces is the Deep-Dive with seven more client namespaces; two of
-// them (ns-3, and the app=special clients of ns-4) disable TLS to httpbin.
+// them (ns-3, and the app=special clients of ns-4) disable TLS to httpbin,
+// and every client's mTLS breaks ns-5's legacy service, which has no sidecar.
 var manyNamespaces = []string{"-f", deepDive, "-f", "testdata/namespaces.yaml"}
 
 func TestAllNamespacesGroupsClientNamespaces(t *testing.T) {
@@ -22,7 +23,9 @@ httpbin.default.svc.cluster.local:8000     OK           mTLS       mTLS       de
 httpbin.default.svc.cluster.local:8000     CONFLICT     mTLS       HTTP       default/istio-system     plain/ns-3               ns-3
 httpbin.default.svc.cluster.local:8000     OK           mTLS       AUTO       default/istio-system     -                        ns-4
 httpbin.default.svc.cluster.local:8000     CONFLICT     mTLS       HTTP       default/istio-system     special/ns-4             ns-4
+legacy.ns-5.svc.cluster.local:8080         CONFLICT     HTTP       mTLS       -                        default/istio-system     default,ns-1,ns-2,ns-3,ns-4,... (+3 more)
 sleep.default.svc.cluster.local:80         OK           mTLS       mTLS       default/istio-system     default/istio-system     default,ns-1,ns-2,ns-3,ns-4,... (+3 more)
+web.ns-2.svc.cluster.local:80              OK           mTLS       mTLS       default/istio-system     default/istio-system     default,ns-1,ns-2,ns-3,ns-4,... (+3 more)
 `
 	code, out, errOut := run(t, "", append(manyNamespaces, "-A")...)
 	if code != 0 || out != want {
@@ -149,14 +152,14 @@ func TestConflictsOnly(t *testing.T) {
 		args     []string
 		wantRows int // CONFLICT rows; and no other row
 	}{
-		"grouped table":   {args: []string{"-A"}, wantRows: 2},
-		"per-view table":  {args: []string{"-A", "--per-view"}, wantRows: 2},
-		"namespace table": {args: []string{"-n", "ns-3"}, wantRows: 1},
-		"pod, all OK":     {args: []string{"client-1.ns-1"}, wantRows: 0},
-		"grouped json":    {args: []string{"-A", "-o", "json"}, wantRows: 2},
-		"per-view json":   {args: []string{"-A", "--per-view", "-o", "json"}, wantRows: 2},
-		"pod json":        {args: []string{"special-1.ns-4", "-o", "json"}, wantRows: 1},
-		"pod json, OK":    {args: []string{"client-1.ns-4", "-o", "json"}, wantRows: 0},
+		"grouped table":   {args: []string{"-A"}, wantRows: 3},
+		"per-view table":  {args: []string{"-A", "--per-view"}, wantRows: 11},
+		"namespace table": {args: []string{"-n", "ns-3"}, wantRows: 2},
+		"pod, all OK":     {args: []string{"client-1.ns-1", "httpbin.default"}, wantRows: 0},
+		"grouped json":    {args: []string{"-A", "-o", "json"}, wantRows: 3},
+		"per-view json":   {args: []string{"-A", "--per-view", "-o", "json"}, wantRows: 11},
+		"pod json":        {args: []string{"special-1.ns-4", "-o", "json"}, wantRows: 2},
+		"pod json, OK":    {args: []string{"client-1.ns-4", "httpbin.default", "-o", "json"}, wantRows: 0},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
