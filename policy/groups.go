@@ -19,6 +19,10 @@ type ViewSet struct {
 	others   bool
 	except   map[string]bool
 	st       *State
+	// names lists, sorted, the namespaces that have views when the set was
+	// made: the groups of one Table share it, so that Namespaces need not
+	// sort thousands of names for every row. nil: read st.
+	names []string
 }
 
 // List returns the views, sorted by namespace then selectors.
@@ -54,19 +58,52 @@ func (v ViewSet) Len() int {
 // listing a mesh-wide set's views sorts thousands of them by Key, which
 // allocates in every comparison.
 func (v ViewSet) Namespaces() []string {
-	out := make([]string, 0, len(v.explicit))
+	explicit := make([]string, 0, len(v.explicit))
 	for _, cv := range v.explicit {
-		out = append(out, cv.Namespace)
+		explicit = append(explicit, cv.Namespace)
 	}
-	if v.others {
-		for name, n := range v.st.namespaces {
-			if len(n.views) > 0 && !v.except[name] {
-				out = append(out, name)
-			}
+	slices.Sort(explicit)
+	explicit = slices.Compact(explicit)
+	if !v.others {
+		return explicit
+	}
+	names := v.names
+	if names == nil {
+		names = v.st.viewNamespaces()
+	}
+	others := make([]string, 0, max(0, len(names)-len(v.except)))
+	for _, name := range names {
+		if !v.except[name] {
+			others = append(others, name)
+		}
+	}
+	if len(explicit) == 0 {
+		return others
+	}
+	out := make([]string, 0, len(explicit)+len(others))
+	for len(explicit) > 0 && len(others) > 0 {
+		switch {
+		case explicit[0] < others[0]:
+			out, explicit = append(out, explicit[0]), explicit[1:]
+		case others[0] < explicit[0]:
+			out, others = append(out, others[0]), others[1:]
+		default:
+			out, explicit, others = append(out, explicit[0]), explicit[1:], others[1:]
+		}
+	}
+	return append(append(out, explicit...), others...)
+}
+
+// viewNamespaces lists, sorted, the namespaces that have client views.
+func (s *State) viewNamespaces() []string {
+	out := make([]string, 0, len(s.namespaces))
+	for name, n := range s.namespaces {
+		if len(n.views) > 0 {
+			out = append(out, name)
 		}
 	}
 	slices.Sort(out)
-	return slices.Compact(out)
+	return out
 }
 
 // grouper collects rows by identity: the engine memoizes rows per
@@ -116,6 +153,10 @@ func (g *grouper) sorted() []Group {
 		first string
 	}
 	out := make([]sortable, 0, len(g.groups))
+	names := g.st.viewNamespaces()
+	for _, grp := range g.groups {
+		grp.Views.names = names
+	}
 	for _, grps := range byTarget {
 		if len(grps) == 1 {
 			out = append(out, sortable{grps[0], firstKey(grps[0].Views)})
