@@ -19,6 +19,10 @@ type ViewSet struct {
 	others   bool
 	except   map[string]bool
 	st       *State
+	// names lists, sorted, the namespaces that have views when the set was
+	// made: the groups of one Table share it, so that Namespaces need not
+	// sort thousands of names for every row. nil: read st.
+	names []string
 }
 
 // List returns the views, sorted by namespace then selectors.
@@ -50,14 +54,57 @@ func (v ViewSet) Len() int {
 	return n
 }
 
-// Namespaces lists the distinct client namespaces, sorted.
+// Namespaces lists the distinct client namespaces, sorted. It reads the
+// namespaces, not their views: tls-check -A asks this of every row, and
+// listing a mesh-wide set's views sorts thousands of them by Key, which
+// allocates in every comparison.
 func (v ViewSet) Namespaces() []string {
-	var out []string
-	for _, cv := range v.List() {
-		if len(out) == 0 || out[len(out)-1] != cv.Namespace {
-			out = append(out, cv.Namespace)
+	explicit := make([]string, 0, len(v.explicit))
+	for _, cv := range v.explicit {
+		explicit = append(explicit, cv.Namespace)
+	}
+	slices.Sort(explicit)
+	explicit = slices.Compact(explicit)
+	if !v.others {
+		return explicit
+	}
+	names := v.names
+	if names == nil {
+		names = v.st.viewNamespaces()
+	}
+	others := make([]string, 0, max(0, len(names)-len(v.except)))
+	for _, name := range names {
+		if !v.except[name] {
+			others = append(others, name)
 		}
 	}
+	if len(explicit) == 0 {
+		return others
+	}
+	out := make([]string, 0, len(explicit)+len(others))
+	for len(explicit) > 0 && len(others) > 0 {
+		switch {
+		case explicit[0] < others[0]:
+			out, explicit = append(out, explicit[0]), explicit[1:]
+		case others[0] < explicit[0]:
+			out, others = append(out, others[0]), others[1:]
+		default:
+			out, explicit, others = append(out, explicit[0]), explicit[1:], others[1:]
+		}
+	}
+	return append(append(out, explicit...), others...)
+}
+
+// viewNamespaces lists, sorted, the namespaces that have client views.
+func (s *State) viewNamespaces() []string {
+	out := make([]string, 0, s.namespaces.len())
+	s.namespaces.each(func(name string, n *namespace) bool {
+		if len(n.views) > 0 {
+			out = append(out, name)
+		}
+		return true
+	})
+	slices.Sort(out)
 	return out
 }
 
@@ -108,6 +155,10 @@ func (g *grouper) sorted() []Group {
 		first string
 	}
 	out := make([]sortable, 0, len(g.groups))
+	names := g.st.viewNamespaces()
+	for _, grp := range g.groups {
+		grp.Views.names = names
+	}
 	for _, grps := range byTarget {
 		if len(grps) == 1 {
 			out = append(out, sortable{grps[0], firstKey(grps[0].Views)})

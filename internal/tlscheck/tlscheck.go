@@ -4,11 +4,12 @@
 package tlscheck
 
 import (
+	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -32,7 +33,9 @@ Usage:
   tls-check [-f PATH]... [POD[.NAMESPACE]] [HOST] [flags]
 
 Without -f it reads the cluster of the current kubeconfig.
-Without POD it shows the client view of --namespace; -A shows every view.
+Without POD it shows the client view of --namespace; -A shows every view,
+grouped: one row per service port and verdict with the client namespaces
+that see it (--per-view: one row per view).
 
 Flags:
 `
@@ -41,6 +44,8 @@ type options struct {
 	files         []string
 	namespace     string
 	allNamespaces bool
+	perView       bool
+	conflictsOnly bool
 	output        string
 	exitCode      bool
 	rootNamespace string
@@ -61,8 +66,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	fs.StringArrayVarP(&o.files, "filename", "f", nil, "YAML file, directory or - for stdin (repeatable); without it the live cluster is read")
 	fs.StringVarP(&o.namespace, "namespace", "n", "default", "client namespace when no POD is given, and the default namespace of POD")
-	fs.BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "print every client view, with a CLIENT NAMESPACE column")
-	fs.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
+	fs.BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "print every client view: one row per service port and verdict, with the CLIENT NAMESPACES that see it")
+	fs.BoolVar(&o.perView, "per-view", false, "with -A, print one row per client view, with a CLIENT NAMESPACE column")
+	fs.BoolVar(&o.conflictsOnly, "conflicts-only", false, "print only CONFLICT rows")
+	fs.StringVarP(&o.output, "output", "o", "table", "output format: table, json, or html (one self-contained page with a namespace matrix)")
 	fs.BoolVar(&o.exitCode, "exit-code", false, "exit with code 3 when any row is CONFLICT")
 	fs.StringVar(&o.rootNamespace, "root-namespace", "istio-system", "Istio's root namespace, unless the istio ConfigMap says otherwise")
 	fs.StringVar(&o.clusterDomain, "cluster-domain", "cluster.local", "DNS domain of services")
@@ -76,8 +83,12 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "tls-check: %v\nRun 'tls-check --help' for usage.\n", err)
 		return ExitUsage
 	}
-	if o.output != "table" && o.output != "json" {
-		fmt.Fprintf(stderr, "tls-check: --output must be table or json, not %q\n", o.output)
+	if o.output != "table" && o.output != "json" && o.output != "html" {
+		fmt.Fprintf(stderr, "tls-check: --output must be table, json or html, not %q\n", o.output)
+		return ExitUsage
+	}
+	if o.perView && (!o.allNamespaces || o.output == "html") {
+		fmt.Fprintf(stderr, "tls-check: --per-view needs -A and a table or json output\n")
 		return ExitUsage
 	}
 	pos := fs.Args()
@@ -135,26 +146,45 @@ func (o options) print(st *policy.State, pos []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "tls-check: %v\n", err)
 		return ExitUsage
 	}
-	rows := policy.Expand(groups)
-	if o.output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(JSONRows(rows, q.Pod)); err != nil {
-			fmt.Fprintf(stderr, "tls-check: %v\n", err)
-			return ExitError
-		}
-	} else if err := policy.WriteTable(stdout, rows, o.allNamespaces && q.Pod == ""); err != nil {
-		fmt.Fprintf(stderr, "tls-check: %v\n", err)
+	r := &report{groups: groups, clientPod: q.Pod, keep: func(*policy.Row) bool { return true }}
+	if o.conflictsOnly {
+		r.keep = func(row *policy.Row) bool { return row.Status == policy.Conflict }
+	}
+	// Output is buffered, not held: the writer passes on every 64 KiB.
+	w := bufio.NewWriterSize(stdout, 64<<10)
+	allViews := o.allNamespaces && q.Pod == ""
+	switch {
+	case o.output == "html":
+		err = r.html(w)
+	case o.output == "json" && allViews && !o.perView:
+		err = r.groupedJSON(w)
+	case o.output == "json":
+		err = r.perViewJSON(w)
+	case allViews && !o.perView:
+		err = r.groupedTable(w)
+	default:
+		err = r.perViewTable(w, allViews)
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tls-check: write the output: %v\n", err)
 		return ExitError
 	}
-	if o.exitCode {
-		for _, r := range rows {
-			if r.Status == policy.Conflict {
-				return ExitConflict
-			}
-		}
+	if o.exitCode && slices.ContainsFunc(groups, func(g policy.Group) bool { return g.Row.Status == policy.Conflict }) {
+		return ExitConflict
 	}
 	return ExitOK
+}
+
+// report is the groups of one Table and how to print them.
+type report struct {
+	groups []policy.Group
+	// keep selects the rows to print (--conflicts-only).
+	keep func(*policy.Row) bool
+	// clientPod is the pod the user asked about, if any.
+	clientPod string
 }
 
 // podKey resolves POD[.NAMESPACE]: an exact pod name, or the name of the
@@ -185,65 +215,4 @@ func hostName(st *policy.State, arg, clientNS string) string {
 		return arg + domain
 	}
 	return arg
-}
-
-// JSONRow is one row of -o json.
-type JSONRow struct {
-	Host            string         `json:"host"`
-	Port            int32          `json:"port"`
-	Subset          string         `json:"subset"`
-	ClientNamespace string         `json:"client_namespace"`
-	ClientView      string         `json:"client_view"`
-	ClientPod       string         `json:"client_pod"`
-	ClientPods      []string       `json:"client_pods"`
-	Status          string         `json:"status"`
-	Server          string         `json:"server"`
-	Client          string         `json:"client"`
-	ClientTLS       string         `json:"client_tls"`
-	AuthnPolicy     string         `json:"authn_policy"`
-	DestinationRule string         `json:"destination_rule"`
-	Endpoints       []JSONEndpoint `json:"endpoints"`
-}
-
-// JSONEndpoint is one server pod of a JSONRow.
-type JSONEndpoint struct {
-	Pod         string `json:"pod"`
-	TargetPort  int32  `json:"target_port"`
-	Sidecar     bool   `json:"sidecar"`
-	ServerMode  string `json:"server_mode"`
-	AuthnPolicy string `json:"authn_policy"`
-	ClientSends string `json:"client_sends"`
-	OK          bool   `json:"ok"`
-	Reason      string `json:"reason"`
-}
-
-// JSONRows renders rows for -o json. clientPod, when set, is the pod the
-// user asked about; otherwise each view's first pod stands for it.
-func JSONRows(rows []policy.ViewRow, clientPod string) []JSONRow {
-	out := make([]JSONRow, 0, len(rows))
-	for _, r := range rows {
-		jr := JSONRow{
-			Host: r.Host, Port: r.Port, Subset: r.Subset,
-			ClientNamespace: r.View.Namespace, ClientView: r.View.String(),
-			ClientPod: r.View.Pod(), ClientPods: r.View.Pods,
-			Status: r.Status.String(), Server: r.Server, Client: r.ClientColumn, ClientTLS: r.Client.String(),
-			AuthnPolicy: r.AuthnPolicy, DestinationRule: r.DestinationRule,
-			Endpoints: make([]JSONEndpoint, 0, len(r.Endpoints)),
-		}
-		if clientPod != "" {
-			jr.ClientPod = clientPod
-		}
-		if jr.ClientPods == nil {
-			jr.ClientPods = []string{}
-		}
-		for _, ep := range r.Endpoints {
-			jr.Endpoints = append(jr.Endpoints, JSONEndpoint{
-				Pod: ep.Pod, TargetPort: ep.TargetPort, Sidecar: ep.Sidecar,
-				ServerMode: ep.ServerMode.String(), AuthnPolicy: ep.AuthnPolicy,
-				ClientSends: ep.ClientSends.String(), OK: ep.OK, Reason: ep.Reason,
-			})
-		}
-		out = append(out, jr)
-	}
-	return out
 }

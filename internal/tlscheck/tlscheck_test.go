@@ -59,8 +59,8 @@ func TestDeepDive(t *testing.T) {
 	}
 }
 
-func TestAllNamespacesAddsClientColumn(t *testing.T) {
-	code, out, _ := run(t, "", "-f", deepDive, "-A")
+func TestPerViewAddsClientColumn(t *testing.T) {
+	code, out, _ := run(t, "", "-f", deepDive, "-A", "--per-view")
 	if code != 0 || !strings.HasPrefix(out, "CLIENT NAMESPACE     HOST:PORT") || !strings.Contains(out, "\ndefault              httpbin.default.svc.cluster.local:8000") {
 		t.Errorf("exit %d, output:\n%s", code, out)
 	}
@@ -153,7 +153,13 @@ func TestBadInput(t *testing.T) {
 			args: []string{"--bogus"}, wantErr: "tls-check: unknown flag: --bogus\nRun 'tls-check --help' for usage.",
 		},
 		"bad output": {
-			args: []string{"-f", deepDive, "-o", "yaml"}, wantErr: "--output must be table or json",
+			args: []string{"-f", deepDive, "-o", "yaml"}, wantErr: "--output must be table, json or html",
+		},
+		"--per-view without -A": {
+			args: []string{"-f", deepDive, "--per-view"}, wantErr: "--per-view needs -A",
+		},
+		"--per-view with html": {
+			args: []string{"-f", deepDive, "-A", "--per-view", "-o", "html"}, wantErr: "--per-view needs -A and a table or json output",
 		},
 		"pod not found": {
 			args: []string{"-f", deepDive, "nope.default"}, wantErr: "pod default/nope not found",

@@ -56,7 +56,7 @@ type oracleOut struct {
 	Rejected []string `json:"rejected"`
 }
 
-// TestAgreement runs the engine (through tls-check -A -o json) and Istio's
+// TestAgreement runs the engine (through tls-check -A --per-view -o json) and Istio's
 // control plane (the oracle) on the curated scenarios of policy/testdata and
 // on generated ones, and fails on every disagreement that
 // test/conformance/KNOWN_DIFFERENCES.md does not list.
@@ -143,7 +143,7 @@ func readOracle(t *testing.T, path string) (map[pairKey]answer, []string) {
 func readEngine(t *testing.T, path string) map[pairKey]answer {
 	t.Helper()
 	var stdout, stderr strings.Builder
-	if code := tlscheck.Run(context.Background(), []string{"-f", path, "-A", "-o", "json"}, nil, &stdout, &stderr); code != 0 {
+	if code := tlscheck.Run(context.Background(), []string{"-f", path, "-A", "--per-view", "-o", "json"}, nil, &stdout, &stderr); code != 0 {
 		t.Fatalf("tls-check %s: exit %d: %s", path, code, stderr.String())
 	}
 	var rows []tlscheck.JSONRow

@@ -1,0 +1,137 @@
+package tlscheck
+
+import (
+	"bufio"
+	"encoding/json"
+
+	"github.com/mtlsguard/mtlsguard/policy"
+)
+
+// JSONRow is one row of -o json for one client view: the form of a single
+// pod, of --namespace and of -A --per-view.
+type JSONRow struct {
+	Host            string         `json:"host"`
+	Port            int32          `json:"port"`
+	Subset          string         `json:"subset"`
+	ClientNamespace string         `json:"client_namespace"`
+	ClientView      string         `json:"client_view"`
+	ClientPod       string         `json:"client_pod"`
+	ClientPods      []string       `json:"client_pods"`
+	Status          string         `json:"status"`
+	Server          string         `json:"server"`
+	Client          string         `json:"client"`
+	ClientTLS       string         `json:"client_tls"`
+	AuthnPolicy     string         `json:"authn_policy"`
+	DestinationRule string         `json:"destination_rule"`
+	Endpoints       []JSONEndpoint `json:"endpoints"`
+}
+
+// JSONGroupRow is one row of -A -o json: a service port (or subset) and
+// its verdict, with every client namespace whose clients see that row.
+type JSONGroupRow struct {
+	Host             string   `json:"host"`
+	Port             int32    `json:"port"`
+	Subset           string   `json:"subset"`
+	ClientNamespaces []string `json:"client_namespaces"`
+	// ClientViews counts the client views (namespaces, split by
+	// workloadSelector rules) behind the row.
+	ClientViews     int            `json:"client_views"`
+	Status          string         `json:"status"`
+	Server          string         `json:"server"`
+	Client          string         `json:"client"`
+	ClientTLS       string         `json:"client_tls"`
+	AuthnPolicy     string         `json:"authn_policy"`
+	DestinationRule string         `json:"destination_rule"`
+	Endpoints       []JSONEndpoint `json:"endpoints"`
+}
+
+// JSONEndpoint is one server pod of a row.
+type JSONEndpoint struct {
+	Pod         string `json:"pod"`
+	TargetPort  int32  `json:"target_port"`
+	Sidecar     bool   `json:"sidecar"`
+	ServerMode  string `json:"server_mode"`
+	AuthnPolicy string `json:"authn_policy"`
+	ClientSends string `json:"client_sends"`
+	OK          bool   `json:"ok"`
+	Reason      string `json:"reason"`
+}
+
+// viewRow renders r as view sees it. clientPod, when set, is the pod the
+// user asked about; otherwise the view's first pod stands for it.
+func viewRow(r *policy.Row, view policy.ClientView, clientPod string) JSONRow {
+	jr := JSONRow{
+		Host: r.Host, Port: r.Port, Subset: r.Subset,
+		ClientNamespace: view.Namespace, ClientView: view.String(),
+		ClientPod: view.Pod(), ClientPods: view.Pods,
+		Status: r.Status.String(), Server: r.Server, Client: r.ClientColumn, ClientTLS: r.Client.String(),
+		AuthnPolicy: r.AuthnPolicy, DestinationRule: r.DestinationRule,
+		Endpoints: endpoints(r),
+	}
+	if clientPod != "" {
+		jr.ClientPod = clientPod
+	}
+	if jr.ClientPods == nil {
+		jr.ClientPods = []string{}
+	}
+	return jr
+}
+
+// groupRow renders a group of -A.
+func groupRow(g policy.Group, namespaces []string) JSONGroupRow {
+	r := g.Row
+	if namespaces == nil {
+		namespaces = []string{}
+	}
+	return JSONGroupRow{
+		Host: r.Host, Port: r.Port, Subset: r.Subset,
+		ClientNamespaces: namespaces, ClientViews: g.Views.Len(),
+		Status: r.Status.String(), Server: r.Server, Client: r.ClientColumn, ClientTLS: r.Client.String(),
+		AuthnPolicy: r.AuthnPolicy, DestinationRule: r.DestinationRule,
+		Endpoints: endpoints(r),
+	}
+}
+
+func endpoints(r *policy.Row) []JSONEndpoint {
+	out := make([]JSONEndpoint, 0, len(r.Endpoints))
+	for _, ep := range r.Endpoints {
+		out = append(out, JSONEndpoint{
+			Pod: ep.Pod, TargetPort: ep.TargetPort, Sidecar: ep.Sidecar,
+			ServerMode: ep.ServerMode.String(), AuthnPolicy: ep.AuthnPolicy,
+			ClientSends: ep.ClientSends.String(), OK: ep.OK, Reason: ep.Reason,
+		})
+	}
+	return out
+}
+
+// jsonArray writes a JSON array one element at a time, indented as
+// json.Encoder with SetIndent("", "  ") indents a whole array, so that no
+// more than one row is ever held in memory.
+type jsonArray struct {
+	w *bufio.Writer
+	n int
+}
+
+func (a *jsonArray) add(v any) error {
+	b, err := json.MarshalIndent(v, "  ", "  ")
+	if err != nil {
+		return err
+	}
+	if a.n == 0 {
+		a.w.WriteString("[\n  ")
+	} else {
+		a.w.WriteString(",\n  ")
+	}
+	a.n++
+	_, err = a.w.Write(b)
+	return err
+}
+
+func (a *jsonArray) close() error {
+	if a.n == 0 {
+		_, err := a.w.WriteString("[]\n")
+		return err
+	}
+	_, err := a.w.WriteString("\n]\n")
+	return err
+}
