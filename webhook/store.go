@@ -146,10 +146,10 @@ type conflict struct {
 // decide asks the engine which conflicts a change creates. Groups whose
 // columns are the same (the same rule reached from different client
 // namespaces) make one row.
-func (s *Store) decide(ch policy.Change) (verdict, error) {
+func (s *Store) decide(ctx context.Context, ch policy.Change) (verdict, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	d, err := s.state.Decide(context.TODO(), ch)
+	d, err := s.state.Decide(ctx, ch)
 	if err != nil {
 		return verdict{}, err
 	}
