@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -50,7 +51,7 @@ func BenchmarkContendedDecisions(b *testing.B) {
 	measure := func(out []time.Duration) []time.Duration {
 		for range perBlock {
 			t0 := time.Now()
-			v, err := s.decide(host)
+			v, err := s.decide(context.Background(), host)
 			out = append(out, time.Since(t0))
 			if err != nil || v.total == 0 {
 				b.Fatalf("service-host decision: %d new conflicts, %v; want a denial", v.total, err)
@@ -74,7 +75,7 @@ func BenchmarkContendedDecisions(b *testing.B) {
 					return
 				default:
 				}
-				if v, err := s.decide(mesh); err != nil || v.total == 0 {
+				if v, err := s.decide(context.Background(), mesh); err != nil || v.total == 0 {
 					b.Errorf("mesh-wide decision: %d new conflicts, %v; want a denial", v.total, err)
 					return
 				}

@@ -17,6 +17,7 @@ const (
 	resultError           = "error"            // the engine failed
 	resultUnsyncedAllowed = "unsynced_allowed" // cache not synced, --unsynced=allow
 	resultUnsyncedDenied  = "unsynced_denied"  // cache not synced, --unsynced=deny
+	resultTimeout         = "timeout"          // not decided by --decision-timeout; answered per --on-timeout
 )
 
 // modeNone is the mode label of a request answered before its mode was

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -37,6 +38,19 @@ const (
 	UnsyncedDeny Unsynced = "deny"
 )
 
+// OnTimeout is what the webhook answers when a decision is not finished
+// by the decision timeout.
+type OnTimeout string
+
+const (
+	// OnTimeoutAllow admits the write unchecked, with a warning that says
+	// how to check it later.
+	OnTimeoutAllow OnTimeout = "allow"
+	// OnTimeoutDeny rejects the write with 503 Service Unavailable, in
+	// enforce mode; audit mode never rejects a write.
+	OnTimeoutDeny OnTimeout = "deny"
+)
+
 // Options configures the webhook. DefaultOptions returns the defaults; a
 // zero string or port is also defaulted, by Options.Validate.
 type Options struct {
@@ -61,6 +75,15 @@ type Options struct {
 	// Unsynced is the answer to a request that arrives before every
 	// informer has synced. Defaults to UnsyncedAllow.
 	Unsynced Unsynced
+	// DecisionTimeout bounds the time from a request's arrival to its
+	// answer; a decision not finished by then is abandoned and answered
+	// per OnTimeout. Keep it below the webhook configuration's
+	// timeoutSeconds, so that mtlsguard answers before the API server gives
+	// up and applies its failurePolicy. Defaults to 2s.
+	DecisionTimeout time.Duration
+	// OnTimeout is the answer to a decision past DecisionTimeout. Defaults
+	// to OnTimeoutAllow.
+	OnTimeout OnTimeout
 	// RootNamespace is Istio's root namespace: mesh-wide policies and the
 	// istio ConfigMap live there. Defaults to istio-system. The ConfigMap's
 	// rootNamespace, when set, wins over it.
@@ -70,6 +93,10 @@ type Options struct {
 	AutoMTLS bool
 	// ClusterDomain is the DNS suffix of services. Defaults to cluster.local.
 	ClusterDomain string
+
+	// slow, set only by this module's tests (see seam.go), makes every
+	// decision slow. A pointer keeps Options comparable.
+	slow *slowEngine
 }
 
 // DefaultOptions returns the options the mtlsguard command starts from.
@@ -81,6 +108,8 @@ func DefaultOptions() Options {
 		MetricsBindAddress:     ":8080",
 		DefaultMode:            Enforce,
 		Unsynced:               UnsyncedAllow,
+		DecisionTimeout:        2 * time.Second,
+		OnTimeout:              OnTimeoutAllow,
 		RootNamespace:          m.RootNamespace,
 		AutoMTLS:               m.AutoMTLS,
 		ClusterDomain:          m.ClusterDomain,
@@ -97,6 +126,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, `address of the Prometheus /metrics endpoint (HTTP); "0" disables`)
 	fs.Var(&enumFlag[Mode]{&o.DefaultMode, []Mode{Enforce, Audit}}, "default-mode", "what to do with a write that creates new mTLS conflicts: enforce (deny) or audit (admit with warnings); the namespace label "+ModeLabel+" (enforce, audit, off) overrides it")
 	fs.Var(&enumFlag[Unsynced]{&o.Unsynced, []Unsynced{UnsyncedAllow, UnsyncedDeny}}, "unsynced", "answer to requests that arrive before the cache has synced: allow (unchecked, with a warning) or deny (503)")
+	fs.Var((*positiveDuration)(&o.DecisionTimeout), "decision-timeout", "time to answer a request; a decision not finished by then is answered by --on-timeout (keep below the webhook's timeoutSeconds)")
+	fs.Var(&enumFlag[OnTimeout]{&o.OnTimeout, []OnTimeout{OnTimeoutAllow, OnTimeoutDeny}}, "on-timeout", "answer to a decision past --decision-timeout: allow (unchecked, with a warning) or deny (503; audit-mode namespaces are still admitted)")
 	fs.StringVar(&o.RootNamespace, "root-namespace", o.RootNamespace, "Istio's root namespace (mesh-wide policies and the istio ConfigMap); the ConfigMap's rootNamespace wins")
 	fs.BoolVar(&o.AutoMTLS, "auto-mtls", o.AutoMTLS, "Istio's enableAutoMtls, unless the istio ConfigMap sets it")
 	fs.StringVar(&o.ClusterDomain, "cluster-domain", o.ClusterDomain, "DNS domain of services")
@@ -120,6 +151,12 @@ func (o *Options) Validate() error {
 	if o.Unsynced == "" {
 		o.Unsynced = d.Unsynced
 	}
+	if o.DecisionTimeout == 0 {
+		o.DecisionTimeout = d.DecisionTimeout
+	}
+	if o.OnTimeout == "" {
+		o.OnTimeout = d.OnTimeout
+	}
 	if o.RootNamespace == "" {
 		o.RootNamespace = d.RootNamespace
 	}
@@ -133,6 +170,10 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("default mode %q: must be enforce or audit", o.DefaultMode)
 	case o.Unsynced != UnsyncedAllow && o.Unsynced != UnsyncedDeny:
 		return fmt.Errorf("unsynced %q: must be allow or deny", o.Unsynced)
+	case o.DecisionTimeout < 0:
+		return fmt.Errorf("decision timeout %v: must be positive", o.DecisionTimeout)
+	case o.OnTimeout != OnTimeoutAllow && o.OnTimeout != OnTimeoutDeny:
+		return fmt.Errorf("on timeout %q: must be allow or deny", o.OnTimeout)
 	}
 	return nil
 }
@@ -176,3 +217,24 @@ func (f *enumFlag[T]) words(sep string) string {
 	}
 	return strings.Join(w, sep)
 }
+
+// positiveDuration parses a flag that takes a duration above zero, such as
+// --decision-timeout: 0 would not mean "no limit", so it is refused rather
+// than defaulted.
+type positiveDuration time.Duration
+
+func (d *positiveDuration) String() string { return time.Duration(*d).String() }
+
+func (d *positiveDuration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("must be a duration such as 2s or 500ms")
+	}
+	if v <= 0 {
+		return fmt.Errorf("must be above zero")
+	}
+	*d = positiveDuration(v)
+	return nil
+}
+
+func (d *positiveDuration) Type() string { return "duration" }

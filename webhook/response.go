@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -32,6 +33,7 @@ const (
 	annotationConflicts = "conflicts"
 	decisionDenied      = "enforce-denied"
 	decisionAudited     = "audit-allowed"
+	decisionTimeout     = "timeout"
 )
 
 // object identifies the object written, for messages.
@@ -57,6 +59,34 @@ func unsynced(u Unsynced) admission.Response {
 		return statusResponse(apierrors.NewServiceUnavailable(warnUnsynced))
 	}
 	return allowed(warnUnsynced)
+}
+
+// timedOut answers a write whose decision was not finished by the decision
+// timeout: refused when deny is set, else admitted with a warning that says
+// how to check it later. Either way the audit log records it.
+func timedOut(o object, timeout time.Duration, deny bool, warnings []string) admission.Response {
+	var resp admission.Response
+	if deny {
+		resp = statusResponse(apierrors.NewServiceUnavailable(timeoutMessage(o, timeout)))
+		resp = resp.WithWarnings(warnings...)
+	} else {
+		resp = allowed(append(warnings, timeoutWarning(timeout))...)
+	}
+	resp.AuditAnnotations = map[string]string{annotationDecision: decisionTimeout}
+	return resp
+}
+
+// timeoutWarning tells the writer that a write was admitted unchecked, and
+// how to check it.
+func timeoutWarning(timeout time.Duration) string {
+	return clip(fmt.Sprintf("mtlsguard: too large to check in %v, admitted unchecked; check later: tls-check or kubectl apply --dry-run=server", timeout))
+}
+
+// timeoutMessage explains a write refused because it could not be checked
+// in time.
+func timeoutMessage(o object, timeout time.Duration) string {
+	return fmt.Sprintf("mtlsguard: %s could not be checked in %v and is refused unchecked (--on-timeout=deny); "+
+		"retry when the cluster is quieter, or check the change with tls-check", o, timeout)
 }
 
 // forbidden denies a write that creates new conflicts (enforce mode).

@@ -160,10 +160,10 @@ type conflict struct {
 // decide asks the engine which conflicts a change creates. Groups whose
 // columns are the same (the same rule reached from different client
 // namespaces) make one row.
-func (s *Store) decide(ch policy.Change) (verdict, error) {
+func (s *Store) decide(ctx context.Context, ch policy.Change) (verdict, error) {
 	// A response lists maxRows rows; the engine counts the others without
 	// building them.
-	d, err := s.state.Load().DecideFirst(context.TODO(), ch, maxRows)
+	d, err := s.state.Load().DecideFirst(ctx, ch, maxRows)
 	if err != nil {
 		return verdict{}, err
 	}

@@ -1,10 +1,12 @@
 package webhook
 
 import (
+	"context"
 	"io"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 	networkingapi "istio.io/api/networking/v1alpha3"
@@ -20,7 +22,7 @@ import (
 // decideBadRule returns the number of new conflicts bad-rule creates.
 func decideBadRule(t *testing.T, s *Store) int {
 	t.Helper()
-	v, err := s.decide(policy.Change{New: badRule()})
+	v, err := s.decide(context.Background(), policy.Change{New: badRule()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +128,8 @@ func TestOptions(t *testing.T) {
 	if o != d {
 		t.Errorf("zero options validate to %+v, want %+v", o, d)
 	}
-	for _, bad := range []Options{{DefaultMode: Off}, {DefaultMode: "strict"}, {Unsynced: "maybe"}, {Port: 70000}} {
+	for _, bad := range []Options{{DefaultMode: Off}, {DefaultMode: "strict"}, {Unsynced: "maybe"}, {Port: 70000},
+		{DecisionTimeout: -time.Second}, {OnTimeout: "retry"}} {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v: no error", bad)
 		}
@@ -142,16 +145,18 @@ func TestFlags(t *testing.T) {
 	o.AddFlags(fs)
 	err := fs.Parse([]string{"--default-mode=audit", "--unsynced=deny", "--auto-mtls=false", "--root-namespace=mesh",
 		"--cluster-domain=example.org", "--webhook-port=8443", "--webhook-host=127.0.0.1", "--cert-dir=/certs",
-		"--health-probe-bind-address=:9081", "--metrics-bind-address=0"})
+		"--health-probe-bind-address=:9081", "--metrics-bind-address=0", "--decision-timeout=750ms", "--on-timeout=deny"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Options{Host: "127.0.0.1", Port: 8443, CertDir: "/certs", HealthProbeBindAddress: ":9081", MetricsBindAddress: "0",
-		DefaultMode: Audit, Unsynced: UnsyncedDeny, RootNamespace: "mesh", AutoMTLS: false, ClusterDomain: "example.org"}
+		DefaultMode: Audit, Unsynced: UnsyncedDeny, DecisionTimeout: 750 * time.Millisecond, OnTimeout: OnTimeoutDeny,
+		RootNamespace: "mesh", AutoMTLS: false, ClusterDomain: "example.org"}
 	if o != want {
 		t.Errorf("options %+v, want %+v", o, want)
 	}
-	for _, arg := range []string{"--default-mode=off", "--default-mode=Enforce", "--unsynced=yes"} {
+	for _, arg := range []string{"--default-mode=off", "--default-mode=Enforce", "--unsynced=yes",
+		"--decision-timeout=0", "--decision-timeout=-1s", "--decision-timeout=2", "--on-timeout=wait"} {
 		o := DefaultOptions()
 		fs := pflag.NewFlagSet("mtlsguard", pflag.ContinueOnError)
 		fs.SetOutput(io.Discard)

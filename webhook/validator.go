@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -43,41 +44,62 @@ var (
 // validator answers admission requests for the writes of one kind, in every
 // served version, from a Store.
 type validator struct {
-	kind     kind
-	store    *Store
-	mode     Mode
-	unsynced Unsynced
-	decoder  runtime.Decoder
-	now      func() time.Time
+	kind      kind
+	store     *Store
+	mode      Mode
+	unsynced  Unsynced
+	timeout   time.Duration
+	onTimeout OnTimeout
+	decide    decideFunc
+	decoder   runtime.Decoder
+	now       func() time.Time
 }
+
+// decideFunc asks the engine which conflicts a change creates. It should
+// stop when ctx is done, but the validator does not count on it.
+type decideFunc func(ctx context.Context, ch policy.Change) (verdict, error)
 
 var _ admission.Handler = &validator{}
 
 func newValidator(k kind, store *Store, o Options) *validator {
-	return &validator{
-		kind:     k,
-		store:    store,
-		mode:     o.DefaultMode,
-		unsynced: o.Unsynced,
-		decoder:  serializer.NewCodecFactory(mtlsscheme.New()).UniversalDeserializer(),
-		now:      time.Now,
+	v := &validator{
+		kind:      k,
+		store:     store,
+		mode:      o.DefaultMode,
+		unsynced:  o.Unsynced,
+		timeout:   o.DecisionTimeout,
+		onTimeout: o.OnTimeout,
+		decide:    store.decide,
+		decoder:   serializer.NewCodecFactory(mtlsscheme.New()).UniversalDeserializer(),
+		now:       time.Now,
 	}
+	if o.slow != nil {
+		v.decide = o.slow.wrap(v.decide)
+	}
+	return v
 }
 
-// Handle answers one admission request and records its metrics.
+// Handle answers one admission request, within the decision timeout, and
+// records its metrics.
 func (v *validator) Handle(ctx context.Context, req admission.Request) admission.Response {
 	start := time.Now()
-	resp, mode, result := v.handle(req)
+	ctx, cancel := context.WithTimeout(ctx, v.timeout)
+	defer cancel()
+	resp, mode, result := v.handle(ctx, req)
 	observe(v.kind.gk.Kind, string(req.Operation), mode, req.DryRun != nil && *req.DryRun, result, time.Since(start))
-	if result == resultError || result == resultInvalid {
+	switch result {
+	case resultError, resultInvalid:
 		logf.FromContext(ctx).Info("request rejected", "result", result, "message", resp.Result.Message)
+	case resultTimeout:
+		logf.FromContext(ctx).Info("decision abandoned at the deadline", "timeout", v.timeout,
+			"onTimeout", v.onTimeout, "mode", mode, "allowed", resp.Allowed)
 	}
 	return resp
 }
 
-// handle decides; it returns the response, and the mode and result labels
-// of the metrics.
-func (v *validator) handle(req admission.Request) (admission.Response, string, string) {
+// handle decides before ctx is done; it returns the response, and the mode
+// and result labels of the metrics.
+func (v *validator) handle(ctx context.Context, req admission.Request) (admission.Response, string, string) {
 	if req.Kind.Group != v.kind.gk.Group || req.Kind.Kind != v.kind.gk.Kind || req.SubResource != "" {
 		// A webhook configuration that sends us something else: never block it.
 		return allowed(), modeNone, resultAllowed
@@ -118,8 +140,11 @@ func (v *validator) handle(req admission.Request) (admission.Response, string, s
 	if ch.Old == nil && ch.New == nil {
 		return allowed(warnings...), string(mode), resultAllowed
 	}
-	verdict, err := v.store.decide(ch)
-	if err != nil {
+	verdict, err := v.decideBy(ctx, ch)
+	switch {
+	case err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return timedOut(o, v.timeout, v.onTimeout == OnTimeoutDeny && mode == Enforce, warnings), string(mode), resultTimeout
+	case err != nil:
 		return errored(o, err), string(mode), resultError
 	}
 	switch {
@@ -129,6 +154,40 @@ func (v *validator) handle(req admission.Request) (admission.Response, string, s
 		return audited(verdict, warnings, v.store.clusterDomain()), string(mode), resultWarned
 	default:
 		return forbidden(o, verdict, warnings), string(mode), resultDenied
+	}
+}
+
+// decideBy runs the decision and returns by the time ctx is done, with
+// ctx's error if the decision has not finished. The engine checks ctx only
+// between services, so a large service could keep it past the deadline:
+// it runs on, abandoned, until its next check.
+func (v *validator) decideBy(ctx context.Context, ch policy.Change) (verdict, error) {
+	type answer struct {
+		verdict verdict
+		err     error
+	}
+	done := make(chan answer, 1) // an abandoned decision never blocks on it
+	go func() {
+		defer func() {
+			// The handler's goroutine recovers a panic; this one must,
+			// or a bug in the engine would stop the process.
+			if r := recover(); r != nil {
+				done <- answer{err: fmt.Errorf("engine panic: %v", r)}
+			}
+		}()
+		vd, err := v.decide(ctx, ch)
+		done <- answer{vd, err}
+	}()
+	select {
+	case a := <-done:
+		return a.verdict, a.err
+	case <-ctx.Done():
+		select {
+		case a := <-done: // finished in time after all
+			return a.verdict, a.err
+		default:
+			return verdict{}, fmt.Errorf("decision not finished: %w", ctx.Err())
+		}
 	}
 }
 
