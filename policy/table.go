@@ -44,10 +44,17 @@ func (s *State) Table(q Query) ([]Group, error) {
 			return nil, fmt.Errorf("namespace %q has no client sidecar and is not labelled for injection", ns)
 		}
 	}
-	for _, svc := range s.services() {
-		if q.Host != "" && svc.host != q.Host {
-			continue
+	services := s.services
+	if q.Host != "" {
+		// One service: what the audit asks after an event that touches it.
+		services = func() []*service {
+			if svc := s.servicesByHost.get(q.Host); svc != nil {
+				return []*service{svc}
+			}
+			return nil
 		}
+	}
+	for _, svc := range services() {
 		classes := views
 		var except map[string]bool
 		if !perView {
