@@ -54,12 +54,13 @@ func (s *State) DecideFirst(ctx context.Context, ch Change, limit int) (Decision
 		return Decision{}, err
 	}
 	// Services are independent: a wide write is split among the CPUs the
-	// process may use but one, which stays free for the admissions and
-	// cache events that arrive meanwhile; each worker has its own scratch
-	// space.
+	// process may use, each worker with its own scratch space. Workers
+	// yield every few services, so that the admissions and cache events that
+	// arrive meanwhile run within microseconds instead of waiting for the
+	// scheduler to preempt a worker.
 	workers := 1
 	if len(sc.services) >= parallelAbove {
-		workers = max(1, min(goruntime.GOMAXPROCS(0)-1, len(sc.services)/(parallelAbove/2)))
+		workers = max(1, min(goruntime.GOMAXPROCS(0), len(sc.services)/(parallelAbove/2)))
 	}
 	evs := make([]*serviceEval, workers)
 	var wg sync.WaitGroup
@@ -69,6 +70,9 @@ func (s *State) DecideFirst(ctx context.Context, ch Change, limit int) (Decision
 		evs[w] = ev
 		wg.Go(func() {
 			for i := w; i < len(sc.services); i += workers {
+				if n := i / workers; n%8 == 0 && n > 0 {
+					goruntime.Gosched()
+				}
 				if (i/workers)%32 == 0 {
 					if err := ctx.Err(); err != nil {
 						failed.CompareAndSwap(nil, fmt.Errorf("policy: decision abandoned after %d of %d services: %w", i, len(sc.services), err))
