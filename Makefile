@@ -7,6 +7,10 @@ GO         ?= go
 IMG        ?= mtlsguard:dev
 export KUBEBUILDER_ASSETS := $(BIN)
 
+# The flags of every shipped binary: static, reproducible, stripped. The
+# Dockerfile and hack/release build with the same (TestBuildFlagsAgree).
+GO_BUILD_FLAGS := -trimpath -buildvcs=false -ldflags='-s -w'
+
 ##@ General
 
 .PHONY: help
@@ -31,8 +35,8 @@ vet: ## go vet every module, and fail on unformatted files.
 
 .PHONY: build
 build: ## Build mtlsguard and tls-check into bin/.
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/mtlsguard ./cmd/mtlsguard
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/tls-check ./cmd/tls-check
+	CGO_ENABLED=0 $(GO) build $(GO_BUILD_FLAGS) -o $(BIN)/mtlsguard ./cmd/mtlsguard
+	CGO_ENABLED=0 $(GO) build $(GO_BUILD_FLAGS) -o $(BIN)/tls-check ./cmd/tls-check
 	ln -sf tls-check $(BIN)/kubectl-tls_check
 
 .PHONY: bin
