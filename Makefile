@@ -3,8 +3,15 @@ SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
 
 BIN        ?= $(CURDIR)/bin
+DIST       ?= $(CURDIR)/dist
 GO         ?= go
 IMG        ?= mtlsguard:dev
+# Release version for image labels, archive names and the krew manifest;
+# empty: git describe, else a Go-style pseudo-version of HEAD.
+VERSION    ?=
+# Where the archives of make dist are published, for the krew manifest's
+# uris; empty: the project's release download URL of VERSION.
+KREW_URL_BASE ?=
 export KUBEBUILDER_ASSETS := $(BIN)
 
 # The flags of every shipped binary: static, reproducible, stripped. The
@@ -24,7 +31,8 @@ fmt: ## gofmt every Go file.
 	gofmt -w $$(git ls-files '*.go')
 
 # Modules beside the product's: the e2e test, the conformance oracle, the
-# demo's control plane. Those with a .maketest file run in make test.
+# demo's control plane, the release tool. Those with a .maketest file run in
+# make test.
 SUBMODULES := $(shell find test hack -name go.mod -not -path '*/testdata/*' -not -path 'hack/tools/*' -printf '%h\n' | sort)
 # Vetting test/conformance compiles all of Istio (~20 minutes cold on two
 # cores) before any test runs; its tests get go test's own vet checks when
@@ -108,8 +116,24 @@ conformance: build $(ORACLE) ## Compare the engine with Istio's control plane on
 manifests: bin ## Render manifests/default.
 	$(BIN)/kubectl kustomize manifests/default
 
+# hack/release is its own module (go-containerregistry stays out of the
+# product's go.mod); go run caches its binary.
+RELEASE = $(GO) -C hack/release run .
+
+.PHONY: image
+image: ## Build the linux/amd64+arm64 OCI image into dist/oci (no Docker engine), SBOMs into dist/sbom.
+	$(RELEASE) image -src $(CURDIR) -out $(DIST) -version '$(VERSION)'
+
+.PHONY: dist
+dist: ## Build tls-check (6 platforms) and mtlsguard (linux) tar.gz archives and SHA256SUMS into dist/.
+	$(RELEASE) dist -src $(CURDIR) -out $(DIST) -version '$(VERSION)'
+
+.PHONY: krew-manifest
+krew-manifest: dist ## Generate plugins/tls-check.yaml (krew) from the archives of make dist.
+	$(RELEASE) krew -src $(CURDIR) -dist $(DIST) -out $(CURDIR)/plugins/tls-check.yaml -version '$(VERSION)' -url-base '$(KREW_URL_BASE)'
+
 .PHONY: docker-build
-docker-build: ## Build the container image IMG (needs a Docker engine).
+docker-build: ## Build the container image IMG (needs a Docker engine; make image does not).
 	docker build -t $(IMG) .
 
 .PHONY: deploy
