@@ -3,6 +3,10 @@
 # needs no shell, libc or CA bundle: it trusts the API server through its
 # ServiceAccount's CA and serves the certificate mounted by cert-manager.
 #
+# For people with a Docker engine. `make image` builds the same image without
+# one (hack/release), with the same build flags (its TestBuildFlagsAgree
+# compares them with this file and the Makefile's GO_BUILD_FLAGS).
+#
 #   make docker-build IMG=mtlsguard:dev
 #   docker build -t mtlsguard:dev .
 
@@ -17,11 +21,13 @@ RUN go mod download
 
 COPY . .
 RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
-      go build -trimpath -ldflags="-s -w" -o /out/mtlsguard ./cmd/mtlsguard && \
+      go build -trimpath -buildvcs=false -ldflags="-s -w" -o /out/mtlsguard ./cmd/mtlsguard && \
     CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
-      go build -trimpath -ldflags="-s -w" -o /out/tls-check ./cmd/tls-check
+      go build -trimpath -buildvcs=false -ldflags="-s -w" -o /out/tls-check ./cmd/tls-check
 
 FROM scratch
 COPY --from=builder /out/mtlsguard /out/tls-check /
+LABEL org.opencontainers.image.source="https://github.com/mtlsguard/mtlsguard"
 USER 65532:65532
+WORKDIR /
 ENTRYPOINT ["/mtlsguard"]

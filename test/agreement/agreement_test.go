@@ -16,8 +16,10 @@ import (
 )
 
 var (
-	seeds  = flag.Int("seeds", 300, "generated scenarios to compare (make conformance uses 2000)")
-	oracle = flag.String("oracle", "", "a prebuilt oracle binary; default: build test/conformance/cmd/oracle")
+	seeds = flag.Int("seeds", 300, "generated scenarios to compare (make conformance uses 2000)")
+	// make test and make conformance build the oracle once into bin/ (the
+	// Istio build is the slow part) and pass it through MTLSGUARD_ORACLE.
+	oracle = flag.String("oracle", os.Getenv("MTLSGUARD_ORACLE"), "a prebuilt oracle binary (default $MTLSGUARD_ORACLE); empty: build test/conformance/cmd/oracle")
 )
 
 // pairKey is one (client pod, service port or subset, server pod).
