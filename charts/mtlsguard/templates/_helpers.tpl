@@ -59,14 +59,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 A Secret that cert-manager fills, declared by the chart so that `helm
 uninstall` deletes it: cert-manager, unless run with
 --enable-certificate-owner-ref, leaves the Secrets of a deleted Certificate
-behind. On upgrade the chart renders what is stored (lookup), so neither a
-three-way merge nor server-side apply takes cert-manager's data away.
-Argument: (list $ name).
+behind. It has no data in the chart, so neither Helm's three-way merge nor
+server-side apply ever touches what cert-manager writes; and it is Opaque
+(cert-manager keeps an existing Secret's type), because an empty
+kubernetes.io/tls Secret makes the API server warn. Argument: (list $ name).
 */}}
 {{- define "mtlsguard.certManagerSecret" -}}
 {{- $ := index . 0 }}
 {{- $name := index . 1 }}
-{{- $live := lookup "v1" "Secret" $.Release.Namespace $name }}
 apiVersion: v1
 kind: Secret
 metadata:
@@ -74,13 +74,5 @@ metadata:
   namespace: {{ $.Release.Namespace }}
   labels:
     {{- include "mtlsguard.labels" $ | nindent 4 }}
-type: kubernetes.io/tls
-data:
-  {{- if and $live $live.data }}
-  {{- toYaml $live.data | nindent 2 }}
-  {{- else }}
-  # Filled by cert-manager.
-  tls.crt: ""
-  tls.key: ""
-  {{- end }}
+type: Opaque
 {{- end }}
