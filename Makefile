@@ -56,7 +56,7 @@ build: ## Build mtlsguard and tls-check into bin/.
 	ln -sf tls-check $(BIN)/kubectl-tls_check
 
 .PHONY: bin
-bin: ## Build kube-apiserver, etcd and kubectl from source into bin/ (only when missing).
+bin: ## Build kube-apiserver, etcd, kubectl and helm from source into bin/ (only when missing).
 	hack/build-apiserver.sh $(BIN)
 
 # The conformance oracle: Istio's control plane, the one build that

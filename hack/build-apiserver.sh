@@ -2,7 +2,8 @@
 # Build kube-apiserver, kubectl and etcd from source, at the versions pinned in
 # hack/tools/kube/go.mod and hack/tools/etcd/go.mod, into an output directory
 # (default: bin/ at the repo root). These are the binaries envtest needs
-# (KUBEBUILDER_ASSETS / envtest.Environment.BinaryAssetsDirectory).
+# (KUBEBUILDER_ASSETS / envtest.Environment.BinaryAssetsDirectory). helm, for
+# the chart's tests, comes from hack/tools/helm/go.mod the same way.
 #
 # A binary is rebuilt only when it is missing or older than its tool module's
 # go.mod, so a second run is a fast no-op. Needs only Go and the module proxy.
@@ -47,6 +48,7 @@ module_of() {
   case "$1" in
     k8s.io/kubernetes/*) echo k8s.io/kubernetes ;;
     go.etcd.io/etcd/server/v3*) echo go.etcd.io/etcd/server/v3 ;;
+    helm.sh/helm/v4/*) echo helm.sh/helm/v4 ;;
   esac
 }
 
@@ -79,3 +81,13 @@ fi
 # go.etcd.io/etcd/server/v3 ships its own main package (a wrapper around
 # etcdmain.Main(os.Args)); build that rather than a copy of it.
 build "${TOOLS_DIR}/etcd" etcd go.etcd.io/etcd/server/v3 -ldflags "-s -w"
+
+# --- helm ------------------------------------------------------------------------
+# Stamped with its version as upstream's Makefile does for a tagged build;
+# without it `helm version` reports a bare "v4.x".
+HELM_MOD="${TOOLS_DIR}/helm"
+if needs_build "${OUT_DIR}/helm" "${HELM_MOD}/go.mod"; then
+  HELM_VERSION="$(cd "${HELM_MOD}" && go list -m -f '{{.Version}}' helm.sh/helm/v4)"
+  build "${HELM_MOD}" helm helm.sh/helm/v4/cmd/helm \
+    -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=${HELM_VERSION} -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
+fi

@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	cmscheme "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned/scheme"
@@ -103,6 +104,7 @@ func startCertManager(ctx context.Context, t *testing.T, c *cluster) {
 // cert-manager.io/inject-ca-from annotation).
 func startCAInjector(ctx context.Context, t *testing.T, cfg *rest.Config) {
 	t.Helper()
+	skipNameValidation := true
 	scheme := runtime.NewScheme()
 	utilruntime.Must(kscheme.AddToScheme(scheme))
 	utilruntime.Must(cmscheme.AddToScheme(scheme))
@@ -117,6 +119,9 @@ func startCAInjector(ctx context.Context, t *testing.T, cfg *rest.Config) {
 			DisableFor: []client.Object{&corev1.Secret{}},
 		}},
 		Metrics: metricsserver.Options{BindAddress: "0"},
+		// Each install test starts its own cainjector in this one process;
+		// the names are unique per manager, not per process.
+		Controller: config.Controller{SkipNameValidation: &skipNameValidation},
 	})
 	if err != nil {
 		t.Fatalf("cainjector manager: %v", err)

@@ -1,16 +1,18 @@
-// Package e2e installs mtlsguard from manifests/ into a local control plane
-// (etcd and kube-apiserver from bin/), lets cert-manager's own controllers,
-// run in this process, issue its serving certificate and inject the CA, runs
-// bin/mtlsguard as its ServiceAccount, and walks Istio's "Mutual TLS
-// Deep-Dive" with the real kubectl, checking exit codes and stderr.
+// Package e2e installs mtlsguard from manifests/, and with bin/helm from
+// charts/mtlsguard, into a local control plane (etcd and kube-apiserver from
+// bin/), lets cert-manager's own controllers, run in this process, issue its
+// serving certificate and inject the CA, runs bin/mtlsguard as its
+// ServiceAccount, and walks Istio's "Mutual TLS Deep-Dive" with the real
+// kubectl, checking exit codes and stderr. It also lints and renders the
+// chart and fails when the chart and manifests/ drift apart.
 //
 // It is its own module (cert-manager v1.21 pins k8s.io v0.36 and
 // controller-runtime v0.24; mtlsguard is on v0.37 and v0.25) and drives the
 // mtlsguard binaries as processes instead of importing them.
 //
-// Run it with -count=1: what it tests (bin/, manifests/, examples/) lies
-// outside this module, where `go test` does not look when it decides that a
-// cached result is still good.
+// Run it with -count=1: what it tests (bin/, manifests/, charts/, examples/)
+// lies outside this module, where `go test` does not look when it decides
+// that a cached result is still good.
 package e2e
 
 import (

@@ -24,8 +24,9 @@ type webhook struct {
 
 // startWebhook starts bin/mtlsguard serving the certificate in certDir on
 // 127.0.0.1:port and reading the cluster through kubeconfig. It is stopped
-// when the test ends.
-func (c *cluster) startWebhook(t *testing.T, name, certDir, kubeconfig string, port int) *webhook {
+// when the test ends. args come first, so the local flags above win over the
+// same flags in them (such as a Deployment's --webhook-port).
+func (c *cluster) startWebhook(t *testing.T, name, certDir, kubeconfig string, port int, args ...string) *webhook {
 	t.Helper()
 	w := &webhook{
 		name:       name,
@@ -38,14 +39,14 @@ func (c *cluster) startWebhook(t *testing.T, name, certDir, kubeconfig string, p
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(c.bin, "mtlsguard"),
+	cmd := exec.Command(filepath.Join(c.bin, "mtlsguard"), append(args[:len(args):len(args)],
 		"--kubeconfig", kubeconfig,
 		"--cert-dir", certDir,
 		"--webhook-host", "127.0.0.1",
 		"--webhook-port", strconv.Itoa(port),
 		"--health-probe-bind-address", w.healthAddr,
 		"--metrics-bind-address", "127.0.0.1:"+strconv.Itoa(freePort(t)),
-	)
+	)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", cmd, err)
