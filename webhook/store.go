@@ -30,6 +30,9 @@ type Store struct {
 	base       policy.Mesh
 	namespaces map[string]namespaceInfo
 	synced     atomic.Bool
+	// OnChange, if set before the informers start, is told of every object
+	// applied or removed (deleted), after the state has it.
+	OnChange func(obj runtime.Object, deleted bool)
 }
 
 // namespaceInfo is what a decision needs to know about the namespace of
@@ -73,6 +76,7 @@ func (s *Store) Apply(obj runtime.Object) error {
 	if err != nil {
 		return err
 	}
+	defer s.changed(obj, false)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if o, ok := obj.(*corev1.Namespace); ok {
@@ -95,6 +99,7 @@ func (s *Store) Remove(obj runtime.Object) error {
 	if err != nil {
 		return err
 	}
+	defer s.changed(obj, true)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if o, ok := obj.(*corev1.Namespace); ok {
