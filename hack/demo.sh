@@ -82,7 +82,8 @@ export PATH="${BIN}:${PATH}"
 mtlsguard --kubeconfig "${KUBECONFIG}" --cert-dir "${TMP}/certs" \
   --webhook-host 127.0.0.1 --webhook-port "${WEBHOOK_PORT}" \
   --health-probe-bind-address "127.0.0.1:${HEALTH_PORT}" \
-  --metrics-bind-address "127.0.0.1:${METRICS_PORT}" >"${TMP}/mtlsguard.log" 2>&1 &
+  --metrics-bind-address "127.0.0.1:${METRICS_PORT}" \
+  --leader-election-namespace default >"${TMP}/mtlsguard.log" 2>&1 &
 WEBHOOK_PID=$!
 
 # ready: GET /readyz answers 200 (bash's /dev/tcp: no curl needed).

@@ -82,12 +82,20 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (manager.Manager, err
 		}),
 		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress, TLSOpts: tlsOpts},
 		HealthProbeBindAddress: o.HealthProbeBindAddress,
-		// No leader election: every replica answers from its own cache.
+		// Every replica answers admission requests from its own cache; the
+		// leader alone runs the audit (reports, events).
+		LeaderElection:                o.Audit.LeaderElect,
+		LeaderElectionID:              "mtlsguard-audit",
+		LeaderElectionNamespace:       o.Audit.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
 	}
 	if err := watch(ctx, mgr, store); err != nil {
+		return nil, err
+	}
+	if err := addAudit(mgr, store, o); err != nil {
 		return nil, err
 	}
 	if err := Register(mgr.GetWebhookServer(), store, o); err != nil {
@@ -141,7 +149,7 @@ func watch(ctx context.Context, mgr manager.Manager, store *Store) error {
 		}
 		synced = append(synced, reg.HasSynced)
 	}
-	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+	return mgr.Add(everyReplica(func(ctx context.Context) error {
 		if toolscache.WaitForCacheSync(ctx.Done(), synced...) {
 			store.markSynced()
 			log.Info("informers synced")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/mtlsguard/mtlsguard/audit"
 	"github.com/mtlsguard/mtlsguard/policy"
 )
 
@@ -93,6 +94,8 @@ type Options struct {
 	AutoMTLS bool
 	// ClusterDomain is the DNS suffix of services. Defaults to cluster.local.
 	ClusterDomain string
+	// Audit configures the background audit and its leader election.
+	Audit audit.Options
 
 	// slow, set only by this module's tests (see seam.go), makes every
 	// decision slow. A pointer keeps Options comparable.
@@ -113,6 +116,7 @@ func DefaultOptions() Options {
 		RootNamespace:          m.RootNamespace,
 		AutoMTLS:               m.AutoMTLS,
 		ClusterDomain:          m.ClusterDomain,
+		Audit:                  audit.DefaultOptions(),
 	}
 }
 
@@ -131,6 +135,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.RootNamespace, "root-namespace", o.RootNamespace, "Istio's root namespace (mesh-wide policies and the istio ConfigMap); the ConfigMap's rootNamespace wins")
 	fs.BoolVar(&o.AutoMTLS, "auto-mtls", o.AutoMTLS, "Istio's enableAutoMtls, unless the istio ConfigMap sets it")
 	fs.StringVar(&o.ClusterDomain, "cluster-domain", o.ClusterDomain, "DNS domain of services")
+	o.Audit.AddFlags(fs)
 }
 
 // Validate fills in zero values with defaults and rejects invalid options.
@@ -175,7 +180,7 @@ func (o *Options) Validate() error {
 	case o.OnTimeout != OnTimeoutAllow && o.OnTimeout != OnTimeoutDeny:
 		return fmt.Errorf("on timeout %q: must be allow or deny", o.OnTimeout)
 	}
-	return nil
+	return o.Audit.Validate()
 }
 
 // mesh returns the mesh settings the flags describe, before the istio

@@ -36,6 +36,9 @@ type Store struct {
 	// namespaces maps a namespace name to its namespaceInfo.
 	namespaces sync.Map
 	synced     atomic.Bool
+	// OnChange, if set before the informers start, is told of every object
+	// applied or removed (deleted), after the state has it.
+	OnChange func(obj runtime.Object, deleted bool)
 }
 
 // namespaceInfo is what a decision needs to know about the namespace of
@@ -81,6 +84,7 @@ func (s *Store) Apply(obj runtime.Object) error {
 	if err != nil {
 		return err
 	}
+	defer s.changed(obj, false) // once the new state is published
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if o, ok := obj.(*corev1.Namespace); ok {
@@ -107,6 +111,7 @@ func (s *Store) Remove(obj runtime.Object) error {
 	if err != nil {
 		return err
 	}
+	defer s.changed(obj, true) // once the new state is published
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if o, ok := obj.(*corev1.Namespace); ok {

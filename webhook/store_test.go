@@ -16,6 +16,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/mtlsguard/mtlsguard/audit"
 	"github.com/mtlsguard/mtlsguard/policy"
 )
 
@@ -124,7 +125,8 @@ func TestOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := DefaultOptions()
-	d.AutoMTLS = false // the one option whose zero value is not defaulted
+	d.AutoMTLS = false // the options whose zero values are not defaulted
+	d.Audit.LeaderElect = false
 	if o != d {
 		t.Errorf("zero options validate to %+v, want %+v", o, d)
 	}
@@ -145,17 +147,19 @@ func TestFlags(t *testing.T) {
 	o.AddFlags(fs)
 	err := fs.Parse([]string{"--default-mode=audit", "--unsynced=deny", "--auto-mtls=false", "--root-namespace=mesh",
 		"--cluster-domain=example.org", "--webhook-port=8443", "--webhook-host=127.0.0.1", "--cert-dir=/certs",
-		"--health-probe-bind-address=:9081", "--metrics-bind-address=0", "--decision-timeout=750ms", "--on-timeout=deny"})
+		"--health-probe-bind-address=:9081", "--metrics-bind-address=0", "--decision-timeout=750ms", "--on-timeout=deny",
+		"--report-api=wgpolicyk8s", "--leader-elect=false", "--leader-election-namespace=ops"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Options{Host: "127.0.0.1", Port: 8443, CertDir: "/certs", HealthProbeBindAddress: ":9081", MetricsBindAddress: "0",
 		DefaultMode: Audit, Unsynced: UnsyncedDeny, DecisionTimeout: 750 * time.Millisecond, OnTimeout: OnTimeoutDeny,
-		RootNamespace: "mesh", AutoMTLS: false, ClusterDomain: "example.org"}
+		RootNamespace: "mesh", AutoMTLS: false, ClusterDomain: "example.org",
+		Audit: audit.Options{ReportAPI: audit.WGPolicy, LeaderElect: false, LeaderElectionNamespace: "ops"}}
 	if o != want {
 		t.Errorf("options %+v, want %+v", o, want)
 	}
-	for _, arg := range []string{"--default-mode=off", "--default-mode=Enforce", "--unsynced=yes",
+	for _, arg := range []string{"--default-mode=off", "--default-mode=Enforce", "--unsynced=yes", "--report-api=policyreport",
 		"--decision-timeout=0", "--decision-timeout=-1s", "--decision-timeout=2", "--on-timeout=wait"} {
 		o := DefaultOptions()
 		fs := pflag.NewFlagSet("mtlsguard", pflag.ContinueOnError)

@@ -97,6 +97,11 @@ func TestInstallAndDeepDive(t *testing.T) {
 			{"watch", "pods", "-A"},
 			{"list", "destinationrules.networking.istio.io", "-A"},
 			{"watch", "configmaps/istio", "-n", "istio-system"},
+			// The audit (manifests/base/rbac-audit.yaml).
+			{"create", "reports.openreports.io", "-n", "default"},
+			{"delete", "reports.openreports.io", "-n", "default"},
+			{"patch", "events.events.k8s.io", "-n", "default"},
+			{"update", "leases.coordination.k8s.io", "-n", namespace},
 		} {
 			if r := c.kubectl(t, append([]string{"auth", "can-i", as}, q...)...); strings.TrimSpace(r.stdout) != "yes" {
 				t.Errorf("%s: want yes", r.cmd)
@@ -109,6 +114,10 @@ func TestInstallAndDeepDive(t *testing.T) {
 			{"create", "destinationrules.networking.istio.io", "-n", "default"},
 			{"update", "peerauthentications.security.istio.io", "-n", "istio-system"},
 			{"create", "events", "-n", namespace},
+			{"watch", "reports.openreports.io", "-A"},
+			{"get", "events.events.k8s.io", "-n", "default"},
+			{"create", "leases.coordination.k8s.io", "-n", "default"},
+			{"delete", "leases.coordination.k8s.io", "-n", namespace},
 		} {
 			if r := c.kubectl(t, append([]string{"auth", "can-i", as}, q...)...); strings.TrimSpace(r.stdout) != "no" {
 				t.Errorf("%s: want no", r.cmd)

@@ -46,6 +46,7 @@ func (c *cluster) startWebhook(t *testing.T, name, certDir, kubeconfig string, p
 		"--webhook-port", strconv.Itoa(port),
 		"--health-probe-bind-address", w.healthAddr,
 		"--metrics-bind-address", "127.0.0.1:"+strconv.Itoa(freePort(t)),
+		"--leader-election-namespace", namespace,
 	)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {

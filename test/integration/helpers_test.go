@@ -209,6 +209,7 @@ func startWebhook(t *testing.T, mutate ...func(*webhook.Options)) *running {
 	w := env.WebhookInstallOptions
 	o.Host, o.Port, o.CertDir = w.LocalServingHost, w.LocalServingPort, w.LocalServingCertDir
 	o.HealthProbeBindAddress, o.MetricsBindAddress = freeAddr(t), freeAddr(t)
+	o.Audit.LeaderElectionNamespace = "default" // outside a cluster it must be named
 	for _, m := range mutate {
 		m(&o)
 	}

@@ -75,6 +75,12 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "integration: Istio CRDs: %v\n", err)
 		return 1
 	}
+	reports, err := reportCRDs()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "integration: report CRDs: %v\n", err)
+		return 1
+	}
+	crds = append(crds, reports...)
 	tmp, err := os.MkdirTemp("", "mtlsguard-integration-")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "integration: %v\n", err)

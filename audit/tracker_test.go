@@ -1,0 +1,84 @@
+package audit
+
+import (
+	"testing"
+
+	networkingapi "istio.io/api/networking/v1alpha3"
+	typeapi "istio.io/api/type/v1beta1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// TestEventScopes proves which part of the table each event recomputes:
+// pod and service events stay in their namespace unless they change its
+// client views; rules, policies and the mesh reach everything.
+func TestEventScopes(t *testing.T) {
+	selectorRule := destRule("sel", "only-v1", "*.local", networkingapi.ClientTLSSettings_ISTIO_MUTUAL)
+	selectorRule.Spec.WorkloadSelector = &typeapi.WorkloadSelector{MatchLabels: map[string]string{"app": "a"}}
+	terminated := pod("plain", "a-2", "a", true)
+	terminated.Status.Phase = corev1.PodSucceeded
+	type event struct {
+		obj     runtime.Object
+		deleted bool
+	}
+	for _, tc := range []struct {
+		name  string
+		setup []event
+		event event
+		want  scope
+	}{
+		{"plain pod in an injected namespace", []event{{namespace("inj", map[string]string{"istio-injection": "enabled"}), false}},
+			event{pod("inj", "a-1", "a", false), false}, scope{namespace: "inj"}},
+		{"first sidecar pod of an injected namespace", []event{{namespace("inj", map[string]string{"istio-injection": "enabled"}), false}},
+			event{pod("inj", "a-1", "a", true), false}, scope{namespace: "inj"}},
+		{"first sidecar pod of a namespace not labelled for injection", nil,
+			event{pod("plain", "a-1", "a", true), false}, scope{full: true}},
+		{"second sidecar pod", []event{{pod("plain", "a-1", "a", true), false}},
+			event{pod("plain", "a-2", "a", true), false}, scope{namespace: "plain"}},
+		{"last sidecar pod deleted", []event{{pod("plain", "a-1", "a", true), false}},
+			event{pod("plain", "a-1", "a", true), true}, scope{full: true}},
+		{"last sidecar pod terminated", []event{{pod("plain", "a-2", "a", true), false}},
+			event{terminated, false}, scope{full: true}},
+		{"plain pod beside sidecars", []event{{pod("plain", "a-1", "a", true), false}},
+			event{pod("plain", "b-1", "b", false), false}, scope{namespace: "plain"}},
+		{"sidecar pod in a namespace with a workloadSelector rule", []event{{pod("sel", "a-1", "a", true), false}, {selectorRule, false}},
+			event{pod("sel", "a-2", "a", true), false}, scope{full: true}},
+		{"service", nil, event{service("svc", "web", 80, 8080), false}, scope{namespace: "svc"}},
+		{"namespace labelled for injection", nil,
+			event{namespace("n", map[string]string{"istio-injection": "enabled"}), false}, scope{full: true}},
+		{"namespace labelled off", nil,
+			event{namespace("n", map[string]string{"mtlsguard.io/mode": "off"}), false}, scope{republish: true}},
+		{"namespace relabelled, nothing the audit reads", []event{{namespace("n", nil), false}},
+			event{namespace("n", map[string]string{"team": "x"}), false}, scope{}},
+		{"DestinationRule", nil, event{destRule("n", "r", "web", networkingapi.ClientTLSSettings_DISABLE), false}, scope{full: true}},
+		{"PeerAuthentication", nil, event{peerAuth("n", "p", 0), true}, scope{full: true}},
+		{"mesh ConfigMap", nil, event{&corev1.ConfigMap{}, false}, scope{full: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTracker("mtlsguard.io/mode")
+			for _, e := range tc.setup {
+				tr.observe(e.obj, e.deleted)
+			}
+			if got := tr.observe(tc.event.obj, tc.event.deleted); got != tc.want {
+				t.Errorf("scope %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestTrackerFindsSidecarsWithoutTLSMode proves the pods of the
+// tlsMode warning: a sidecar without the label, until it gets it back.
+func TestTrackerFindsSidecarsWithoutTLSMode(t *testing.T) {
+	tr := newTracker("mtlsguard.io/mode")
+	p := pod("default", "web-1", "web", true)
+	delete(p.Labels, "security.istio.io/tlsMode")
+	tr.observe(p, false)
+	tr.observe(pod("default", "plain-1", "plain", false), false)
+	if got := tr.snapshot().noTLSMode["default"]; len(got) != 1 || got[0] != "web-1" {
+		t.Fatalf("pods without tlsMode %q, want [web-1]", got)
+	}
+	tr.observe(pod("default", "web-1", "web", true), false)
+	if got := tr.snapshot().noTLSMode["default"]; len(got) != 0 {
+		t.Fatalf("pods without tlsMode %q after the label is back", got)
+	}
+}
