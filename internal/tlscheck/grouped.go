@@ -75,7 +75,11 @@ func (r *report) groupedJSON(w *bufio.Writer) error {
 		if !r.keep(g.Row) {
 			continue
 		}
-		if err := a.add(groupRow(g, g.Views.Namespaces())); err != nil {
+		b, err := marshalGroupRow(groupRow(g, g.Views.Namespaces()))
+		if err != nil {
+			return err
+		}
+		if err := a.addMarshaled(b); err != nil {
 			return err
 		}
 	}

@@ -113,6 +113,11 @@ func TestGroupedJSONExpandsToThePerViewRows(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &grouped); err != nil {
 		t.Fatal(err)
 	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, `"client_namespaces"`) && !strings.HasSuffix(line, "]") {
+			t.Errorf("client namespaces not on one line: %s", line)
+		}
+	}
 	fromGroups := map[verdict]bool{}
 	views := 0
 	for _, g := range grouped {
