@@ -228,3 +228,20 @@ func TestShortList(t *testing.T) {
 		})
 	}
 }
+
+func TestUnion(t *testing.T) {
+	tests := map[string]struct{ a, b, want []string }{
+		"empty":          {nil, nil, nil},
+		"into empty":     {nil, []string{"a", "c"}, []string{"a", "c"}},
+		"b within a":     {[]string{"a", "b", "c"}, []string{"a", "c"}, []string{"a", "b", "c"}},
+		"interleaved":    {[]string{"a", "c"}, []string{"b", "d"}, []string{"a", "b", "c", "d"}},
+		"shared and not": {[]string{"b", "c"}, []string{"a", "c"}, []string{"a", "b", "c"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := union(tc.a, tc.b); !slices.Equal(got, tc.want) {
+				t.Errorf("union(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.want)
+			}
+		})
+	}
+}
