@@ -105,6 +105,11 @@ func TestHTMLInABrowser(t *testing.T) {
 		if want := "default ns-1 ns-2 ns-3 ns-4 ns-5 ns-6 ns-7"; err != nil || strings.Join(rows, " ") != want {
 			t.Errorf("client namespaces %v (%v), want %s", rows, err, want)
 		}
+		ordered, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`(o => { o.value = "conflicts"; o.dispatchEvent(new Event("change")); o.value = "name";
+			const r = [...document.querySelectorAll("#matrix thead th[scope=col]")].map(th => th.textContent); o.dispatchEvent(new Event("change")); return r })(document.getElementById("order"))`))
+		if want := "default ns-5 ns-2"; err != nil || strings.Join(ordered, " ") != want {
+			t.Errorf("service namespaces, most CONFLICT rows first: %v (%v), want %s", ordered, err, want)
+		}
 		if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#filter-clients"), "ns-3")); err != nil {
 			t.Fatal(err)
 		}
