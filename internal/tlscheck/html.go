@@ -32,7 +32,7 @@ func (r *report) html(w *bufio.Writer) error {
 	}
 	// First pass: every client namespace, for the page's axis and for the
 	// complements.
-	var all []string
+	all := []string{} // [], not null, in the page when no row is kept
 	for _, g := range r.groups {
 		if r.keep(g.Row) {
 			all = union(all, g.Views.Namespaces())
