@@ -95,6 +95,18 @@ func TestHTMLInABrowser(t *testing.T) {
 		shot(t, ctx, filepath.Join(t.TempDir(), "deep-dive.png"))
 	})
 
+	t.Run("no rows: the page says so", func(t *testing.T) {
+		ctx := tab(t)
+		url := writeReport(t, "-f", deepDive, "--conflicts-only")
+		if err := chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("#details p"))); err != nil {
+			t.Fatal(err)
+		}
+		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#details")))
+		if err != nil || !strings.Contains(text, "No rows") {
+			t.Errorf("details %q (%v), want No rows", text, err)
+		}
+	})
+
 	t.Run("many namespaces: the matrix, the filters, a cell", func(t *testing.T) {
 		ctx := tab(t)
 		url := writeReport(t, "-f", deepDive, "-f", deepDive+"/bad-rule", "-f", "testdata/namespaces.yaml")
