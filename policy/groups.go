@@ -72,11 +72,24 @@ func (v ViewSet) Namespaces() []string {
 	if names == nil {
 		names = v.st.viewNamespaces()
 	}
-	others := make([]string, 0, max(0, len(names)-len(v.except)))
-	for _, name := range names {
-		if !v.except[name] {
-			others = append(others, name)
+	// Walk the sorted names beside the few sorted exceptions: a map lookup
+	// per name was most of the cost at 2,000 namespaces.
+	except := make([]string, 0, len(v.except))
+	for name, ex := range v.except {
+		if ex {
+			except = append(except, name)
 		}
+	}
+	slices.Sort(except)
+	others := make([]string, 0, max(0, len(names)-len(except)))
+	for _, name := range names {
+		for len(except) > 0 && except[0] < name {
+			except = except[1:]
+		}
+		if len(except) > 0 && except[0] == name {
+			continue
+		}
+		others = append(others, name)
 	}
 	if len(explicit) == 0 {
 		return others

@@ -75,7 +75,11 @@ func (r *report) groupedJSON(w *bufio.Writer) error {
 		if !r.keep(g.Row) {
 			continue
 		}
-		if err := a.add(groupRow(g, g.Views.Namespaces())); err != nil {
+		b, err := marshalGroupRow(groupRow(g, g.Views.Namespaces()))
+		if err != nil {
+			return err
+		}
+		if err := a.addMarshaled(b); err != nil {
 			return err
 		}
 	}
@@ -86,8 +90,13 @@ func sameTarget(a, b *policy.Row) bool {
 	return a.Host == b.Host && a.Port == b.Port && a.Subset == b.Subset
 }
 
-// union merges two sorted lists of distinct names.
+// union merges two sorted lists of distinct names. It returns a itself when
+// it holds every name of b, the common case when -o html collects every
+// namespace from rows that each name most of them.
 func union(a, b []string) []string {
+	if subset(b, a) {
+		return a
+	}
 	out := make([]string, 0, len(a)+len(b))
 	for len(a) > 0 && len(b) > 0 {
 		switch {
@@ -100,6 +109,20 @@ func union(a, b []string) []string {
 		}
 	}
 	return append(append(out, a...), b...)
+}
+
+// subset reports whether every name of b (sorted) is in a (sorted).
+func subset(b, a []string) bool {
+	for _, n := range b {
+		for len(a) > 0 && a[0] < n {
+			a = a[1:]
+		}
+		if len(a) == 0 || a[0] != n {
+			return false
+		}
+		a = a[1:]
+	}
+	return true
 }
 
 // shortList joins names with commas, naming at most maxTextNamespaces:

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	_ "embed"
 	"encoding/json"
-	"slices"
 	"strings"
 )
 
@@ -33,20 +32,12 @@ func (r *report) html(w *bufio.Writer) error {
 	}
 	// First pass: every client namespace, for the page's axis and for the
 	// complements.
-	seen := map[string]bool{}
+	all := []string{} // [], not null, in the page when no row is kept
 	for _, g := range r.groups {
 		if r.keep(g.Row) {
-			for _, ns := range g.Views.Namespaces() {
-				seen[ns] = true
-			}
+			all = union(all, g.Views.Namespaces())
 		}
 	}
-	all := make([]string, 0, len(seen))
-	for ns := range seen {
-		all = append(all, ns)
-	}
-	slices.Sort(all)
-	seen = nil
 
 	w.WriteString(head)
 	// json.Marshal escapes <, > and &, so no string can close the script

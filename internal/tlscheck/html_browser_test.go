@@ -95,6 +95,18 @@ func TestHTMLInABrowser(t *testing.T) {
 		shot(t, ctx, filepath.Join(t.TempDir(), "deep-dive.png"))
 	})
 
+	t.Run("no rows: the page says so", func(t *testing.T) {
+		ctx := tab(t)
+		url := writeReport(t, "-f", deepDive, "--conflicts-only")
+		if err := chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("#details p"))); err != nil {
+			t.Fatal(err)
+		}
+		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#details")))
+		if err != nil || !strings.Contains(text, "No rows") {
+			t.Errorf("details %q (%v), want No rows", text, err)
+		}
+	})
+
 	t.Run("many namespaces: the matrix, the filters, a cell", func(t *testing.T) {
 		ctx := tab(t)
 		url := writeReport(t, "-f", deepDive, "-f", deepDive+"/bad-rule", "-f", "testdata/namespaces.yaml")
@@ -104,6 +116,11 @@ func TestHTMLInABrowser(t *testing.T) {
 		rows, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#matrix tbody th")].map(th => th.textContent)`))
 		if want := "default ns-1 ns-2 ns-3 ns-4 ns-5 ns-6 ns-7"; err != nil || strings.Join(rows, " ") != want {
 			t.Errorf("client namespaces %v (%v), want %s", rows, err, want)
+		}
+		ordered, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`(o => { o.value = "conflicts"; o.dispatchEvent(new Event("change")); o.value = "name";
+			const r = [...document.querySelectorAll("#matrix thead th[scope=col]")].map(th => th.textContent); o.dispatchEvent(new Event("change")); return r })(document.getElementById("order"))`))
+		if want := "default ns-5 ns-2"; err != nil || strings.Join(ordered, " ") != want {
+			t.Errorf("service namespaces, most CONFLICT rows first: %v (%v), want %s", ordered, err, want)
 		}
 		if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#filter-clients"), "ns-3")); err != nil {
 			t.Fatal(err)

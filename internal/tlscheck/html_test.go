@@ -81,3 +81,12 @@ func TestDifference(t *testing.T) {
 		})
 	}
 }
+
+// A page without rows (--conflicts-only on a healthy mesh) still holds
+// arrays, which its script reads, not null.
+func TestHTMLWithoutRows(t *testing.T) {
+	code, page, errOut := run(t, "", "-f", deepDive, "-A", "--conflicts-only", "-o", "html")
+	if want := `{"client_namespaces":[],"rows":[]}`; code != 0 || !strings.Contains(page, want) {
+		t.Errorf("exit %d (%s); the page does not hold %s", code, errOut, want)
+	}
+}

@@ -113,6 +113,11 @@ func TestGroupedJSONExpandsToThePerViewRows(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &grouped); err != nil {
 		t.Fatal(err)
 	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, `"client_namespaces"`) && !strings.HasSuffix(line, "]") {
+			t.Errorf("client namespaces not on one line: %s", line)
+		}
+	}
 	fromGroups := map[verdict]bool{}
 	views := 0
 	for _, g := range grouped {
@@ -219,6 +224,23 @@ func TestShortList(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if got := shortList(tc.names); got != tc.want {
 				t.Errorf("shortList(%v) = %q, want %q", tc.names, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestUnion(t *testing.T) {
+	tests := map[string]struct{ a, b, want []string }{
+		"empty":          {nil, nil, nil},
+		"into empty":     {nil, []string{"a", "c"}, []string{"a", "c"}},
+		"b within a":     {[]string{"a", "b", "c"}, []string{"a", "c"}, []string{"a", "b", "c"}},
+		"interleaved":    {[]string{"a", "c"}, []string{"b", "d"}, []string{"a", "b", "c", "d"}},
+		"shared and not": {[]string{"b", "c"}, []string{"a", "c"}, []string{"a", "b", "c"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := union(tc.a, tc.b); !slices.Equal(got, tc.want) {
+				t.Errorf("union(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.want)
 			}
 		})
 	}
