@@ -65,7 +65,19 @@
 // pods although Istio's ORIGINAL_DST cluster sends to the original
 // destination address.
 //
-// Mesh-wide DestinationRule changes (host "*" or "*.local") and mesh-level
-// PeerAuthentication changes necessarily touch every service; everything
-// else is evaluated only for the services and client namespaces it can reach.
+// Mesh-wide DestinationRule changes (host "*" or "*.local") touch every
+// service; a mesh-level PeerAuthentication change touches only the
+// namespaces whose starting mode (mesh, then namespace policy) it changes;
+// everything else is evaluated only for the services and client namespaces
+// it can reach. A verdict is a bitset of failing members per (port, subset,
+// rule), memoized per service; rows are built only for what a decision
+// reports (DecideFirst).
+//
+// # Concurrency
+//
+// A State is read by any number of goroutines at once. Clone returns a copy
+// in O(1) that Apply and Remove change by replacing, never modifying, what
+// the original shares (persistent maps for namespaces, pods and services);
+// this is what lets the webhook publish a new state per event while
+// decisions keep reading theirs.
 package policy
