@@ -44,10 +44,17 @@ func (s *State) Table(q Query) ([]Group, error) {
 			return nil, fmt.Errorf("namespace %q has no client sidecar and is not labelled for injection", ns)
 		}
 	}
-	for _, svc := range s.services() {
-		if q.Host != "" && svc.host != q.Host {
-			continue
+	svcs := s.services
+	if q.Host != "" {
+		// One service: look it up rather than sort every service.
+		svcs = func() []*service {
+			if svc := s.servicesByHost[q.Host]; svc != nil {
+				return []*service{svc}
+			}
+			return nil
 		}
+	}
+	for _, svc := range svcs() {
 		classes := views
 		var except map[string]bool
 		if !perView {
