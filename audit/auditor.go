@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"time"
 
@@ -46,8 +47,9 @@ type Auditor struct {
 	wake  chan struct{}
 
 	// Owned by the Start goroutine.
-	table     map[string][]finding // conflicts by service namespace
-	published map[string]*stored   // reports on the API server
+	table     map[string][]finding  // conflicts by service namespace
+	rendered  map[string][]rendered // table's findings as results, filled in by publish
+	published map[string]*stored    // reports on the API server
 	known     map[string]conflictRef
 	retry     *time.Timer
 }
@@ -94,6 +96,7 @@ func New(src Source, c Config) (*Auditor, error) {
 		wake:     make(chan struct{}, 1),
 		dirty:    dirtySet{full: true, namespaces: map[string]bool{}},
 		table:    map[string][]finding{},
+		rendered: map[string][]rendered{},
 		known:    map[string]conflictRef{},
 	}
 	var gvk schema.GroupVersionKind
@@ -275,6 +278,7 @@ func (a *Auditor) recompute(d dirtySet) error {
 				return fmt.Errorf("conflict table: %w", err)
 			}
 			a.table = t
+			a.rendered = map[string][]rendered{}
 			return nil
 		}
 		var errs []error
@@ -284,6 +288,7 @@ func (a *Auditor) recompute(d dirtySet) error {
 				errs = append(errs, fmt.Errorf("conflicts of namespace %s: %w", ns, err))
 				continue
 			}
+			delete(a.rendered, ns)
 			if len(fs) == 0 {
 				delete(a.table, ns)
 			} else {
@@ -296,7 +301,7 @@ func (a *Auditor) recompute(d dirtySet) error {
 
 // publish writes the reports, events and metrics for the current table.
 func (a *Auditor) publish(ctx context.Context) error {
-	reports, reported := buildReports(a.table, a.tracker.snapshot(), a.tracker.uid)
+	reports, reported := buildReports(a.table, a.rendered, a.tracker.snapshot(), a.tracker.uid)
 	setConflicts(reported)
 	a.announce(reported)
 	if a.sink == nil {
@@ -310,6 +315,9 @@ func (a *Auditor) publish(ctx context.Context) error {
 			stamp(rs, prev.results, now)
 		} else {
 			stamp(rs, nil, now)
+		}
+		if prev != nil && reflect.DeepEqual(prev.results, rs) {
+			continue // unchanged: skip rendering it for the comparison
 		}
 		st, err := a.sink.write(ctx, ns, rs, prev)
 		if st != nil {

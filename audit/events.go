@@ -13,6 +13,10 @@ const (
 	eventAction    = "Audit"
 	// maxNote is the events.k8s.io limit of an Event's note.
 	maxNote = 1024
+	// maxEvents bounds the Events of one publication: the first audit of
+	// a cluster with thousands of old conflicts must not flood the API
+	// server. The reports list them all.
+	maxEvents = 100
 )
 
 // eventTargets picks, from a conflict's subjects (the Service, then its
@@ -44,25 +48,40 @@ func eventTargets(subjects []corev1.ObjectReference) []corev1.ObjectReference {
 // one that went away. The events library deduplicates repeats.
 func (a *Auditor) announce(reported []*finding) {
 	current := make(map[string]conflictRef, len(reported))
+	sent, skipped := 0, 0
+	emit := func(regarding, related *corev1.ObjectReference, typ, reason, note string) {
+		if a.recorder == nil {
+			return
+		}
+		if sent >= maxEvents {
+			skipped++
+			return
+		}
+		sent++
+		a.recorder.Eventf(regarding, related, typ, reason, eventAction, "%s", truncate(note))
+	}
 	for _, f := range reported {
-		r := f.result(a.tracker.uid)
-		k := resultKey(&r)
-		current[k] = conflictRef{hostPort: f.hostPort, causes: eventTargets(r.Subjects)}
-		if _, ok := a.known[k]; ok || a.recorder == nil {
+		k := f.key()
+		if old, ok := a.known[k]; ok {
+			current[k] = old
 			continue
 		}
-		related := r.Subjects[0]
+		subjects := f.subjects(a.tracker.uid)
+		current[k] = conflictRef{hostPort: f.hostPort, causes: eventTargets(subjects)}
 		for _, target := range current[k].causes {
-			a.recorder.Eventf(&target, &related, corev1.EventTypeWarning, ReasonConflict, eventAction, "%s", truncate(r.Description))
+			emit(&target, &subjects[0], corev1.EventTypeWarning, ReasonConflict, f.message())
 		}
 	}
 	for k, old := range a.known {
-		if _, ok := current[k]; ok || a.recorder == nil {
+		if _, ok := current[k]; ok {
 			continue
 		}
 		for _, target := range old.causes {
-			a.recorder.Eventf(&target, nil, corev1.EventTypeNormal, ReasonResolved, eventAction, "%s", truncate(fmt.Sprintf("%s: the mTLS conflict is resolved", old.hostPort)))
+			emit(&target, nil, corev1.EventTypeNormal, ReasonResolved, fmt.Sprintf("%s: the mTLS conflict is resolved", old.hostPort))
 		}
+	}
+	if skipped > 0 {
+		a.log.Info("more conflict changes than one audit records Events for; the reports list them all", "eventsNotRecorded", skipped)
 	}
 	a.known = current
 }

@@ -163,25 +163,48 @@ func resultKey(r *result) string {
 // reportSet is the desired content of every report, by namespace.
 type reportSet map[string][]result
 
+// rendered is a finding as a result, with what laying it out needs. The
+// Auditor keeps them per service namespace until that namespace is
+// recomputed, so that publishing after a pod event renders one namespace.
+type rendered struct {
+	f      *finding
+	key    string
+	causes []string
+	res    result
+}
+
+func render(fs []finding, uids func(ref) types.UID) []rendered {
+	out := make([]rendered, len(fs))
+	for i := range fs {
+		f := &fs[i]
+		out[i] = rendered{f: f, key: f.key(), causes: f.causes(), res: f.result(uids)}
+	}
+	return out
+}
+
 // buildReports lays the findings out per namespace: a conflict goes into
-// the report of the service's namespace and of the namespaces of its rule
-// and policies. Conflicts whose cause is in a namespace labelled off, and
-// pods in such namespaces, are left out. It returns the reported conflicts
-// too.
-func buildReports(all map[string][]finding, snap snapshot, uids func(ref) types.UID) (reportSet, []*finding) {
-	out := reportSet{}
+// the report of the service's namespace and of the blamed rule's. Conflicts
+// whose service or rule is in a namespace labelled off, and pods in such
+// namespaces, are left out. cache holds the rendered findings by service
+// namespace and is filled in where missing. It returns the reported
+// conflicts too.
+func buildReports(table map[string][]finding, cache map[string][]rendered, snap snapshot, uids func(ref) types.UID) (reportSet, []*finding) {
+	byNS := map[string][]*rendered{}
 	var reported []*finding
-	for _, fs := range all {
-		for i := range fs {
-			f := &fs[i]
-			causes := f.causes()
-			if slices.ContainsFunc(causes, func(ns string) bool { return snap.off[ns] }) {
+	for ns, fs := range table {
+		rs, ok := cache[ns]
+		if !ok {
+			rs = render(fs, uids)
+			cache[ns] = rs
+		}
+		for i := range rs {
+			r := &rs[i]
+			if slices.ContainsFunc(r.causes, func(ns string) bool { return snap.off[ns] }) {
 				continue
 			}
-			reported = append(reported, f)
-			r := f.result(uids)
-			for _, ns := range causes {
-				out[ns] = append(out[ns], r)
+			reported = append(reported, r.f)
+			for _, ns := range r.causes {
+				byNS[ns] = append(byNS[ns], r)
 			}
 		}
 	}
@@ -190,15 +213,20 @@ func buildReports(all map[string][]finding, snap snapshot, uids func(ref) types.
 			continue
 		}
 		for _, p := range pods {
-			out[ns] = append(out[ns], tlsModeResult(ns, p))
+			res := tlsModeResult(ns, p)
+			byNS[ns] = append(byNS[ns], &rendered{key: resultKey(&res), res: res})
 		}
 	}
-	for _, rs := range out {
-		slices.SortFunc(rs, func(a, b result) int {
-			return cmp.Or(cmp.Compare(a.Policy, b.Policy), cmp.Compare(resultKey(&a), resultKey(&b)))
-		})
+	out := make(reportSet, len(byNS))
+	for ns, rs := range byNS {
+		slices.SortFunc(rs, func(a, b *rendered) int { return cmp.Compare(a.key, b.key) })
+		l := make([]result, len(rs))
+		for i, r := range rs {
+			l[i] = r.res
+		}
+		out[ns] = l
 	}
-	slices.SortFunc(reported, func(a, b *finding) int { return cmp.Compare(a.key(), b.key()) })
+	slices.SortFunc(reported, func(a, b *finding) int { return cmp.Compare(a.hostPort, b.hostPort) })
 	return out, reported
 }
 

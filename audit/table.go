@@ -24,7 +24,9 @@ type finding struct {
 	authn []string
 	rule  string
 	// clients are the client namespaces (the first maxListed, sorted);
-	// moreClients counts the others.
+	// moreClients counts the others. A group shared by more than
+	// maxListed views (a mesh-wide rule reaches every namespace) is counted
+	// in views, not listed: listing it costs a scan of every namespace.
 	clients     []string
 	moreClients int
 	// pods are the failing server pods (namespace/name, the first
@@ -35,9 +37,10 @@ type finding struct {
 	reason string
 }
 
-// key identifies a finding across recomputations.
+// key identifies a finding across recomputations: resultKey of its
+// result.
 func (f *finding) key() string {
-	return strings.Join([]string{f.hostPort, f.server, f.client, strings.Join(f.authn, ","), f.rule}, " ")
+	return strings.Join([]string{policyConflict, f.hostPort, f.server, f.client, dash(strings.Join(f.authn, ",")), dash(f.rule)}, " ")
 }
 
 // causes are the namespaces a finding is reported in: the service's and
@@ -67,9 +70,10 @@ func refNamespace(r string) string {
 // views) make one finding.
 func conflicts(groups []policy.Group) map[string][]finding {
 	type acc struct {
-		f       *finding
-		clients map[string]bool
-		pods    map[string]bool
+		f        *finding
+		clients  map[string]bool
+		unlisted int // views of groups too large to list
+		pods     map[string]bool
 	}
 	byKey := map[string]*acc{}
 	var order []string
@@ -99,8 +103,12 @@ func conflicts(groups []policy.Group) map[string][]finding {
 			byKey[k] = a
 			order = append(order, k)
 		}
-		for _, ns := range g.Views.Namespaces() {
-			a.clients[ns] = true
+		if n := g.Views.Len(); n > maxListed {
+			a.unlisted += n
+		} else {
+			for _, ns := range g.Views.Namespaces() {
+				a.clients[ns] = true
+			}
 		}
 		for _, ep := range r.Endpoints {
 			if !ep.OK {
@@ -115,6 +123,7 @@ func conflicts(groups []policy.Group) map[string][]finding {
 	for _, k := range order {
 		a := byKey[k]
 		a.f.clients, a.f.moreClients = firstSorted(a.clients)
+		a.f.moreClients += a.unlisted
 		a.f.pods, a.f.morePods = firstSorted(a.pods)
 		out[a.f.namespace] = append(out[a.f.namespace], *a.f)
 	}

@@ -62,7 +62,7 @@ func TestReportsPerCauseNamespace(t *testing.T) {
 	if err := src.View(func(st *policy.State) (err error) { table, err = fullTable(st); return err }); err != nil {
 		t.Fatal(err)
 	}
-	reports, reported := buildReports(table, snapshot{off: map[string]bool{}}, nil)
+	reports, reported := buildReports(table, map[string][]rendered{}, snapshot{off: map[string]bool{}}, nil)
 	if len(reported) != 1 || len(reports) != 2 || len(reports["default"]) != 1 || len(reports["team"]) != 1 {
 		t.Fatalf("reports %v, reported %d, want one result in default and in team", reports, len(reported))
 	}
@@ -81,8 +81,23 @@ func TestReportsPerCauseNamespace(t *testing.T) {
 	if s := summarize(reports["team"]); s.Fail != 1 || s.Warn != 0 {
 		t.Errorf("summary %+v", s)
 	}
-	reports, reported = buildReports(table, snapshot{off: map[string]bool{"team": true}}, nil)
+	reports, reported = buildReports(table, map[string][]rendered{}, snapshot{off: map[string]bool{"team": true}}, nil)
 	if len(reports) != 0 || len(reported) != 0 {
 		t.Errorf("with team off: reports %v", reports)
+	}
+}
+
+// TestFindingKeyIsItsResultKey: the key events are deduplicated by must be
+// the one a new leader reads back from the reports, or it would announce
+// every old conflict again.
+func TestFindingKeyIsItsResultKey(t *testing.T) {
+	for _, f := range []finding{
+		{namespace: "a", service: "web", hostPort: "web.a.svc.cluster.local:80", server: "mTLS", client: "HTTP", authn: []string{"p/a", "q/b"}, rule: "r/a"},
+		{namespace: "a", service: "web", hostPort: "web.a.svc.cluster.local|v1:80", server: "HTTP", client: "mTLS"},
+	} {
+		r := f.result(nil)
+		if got := resultKey(&r); got != f.key() {
+			t.Errorf("result key %q, finding key %q", got, f.key())
+		}
 	}
 }
