@@ -11,7 +11,10 @@
 #      rule, show tls-check;
 #   4. apply bad-rule: denied; again with --dry-run=server: denied;
 #   5. switch namespace default to audit mode: admitted with a Warning:;
-#   6. delete bad-rule; tear everything down.
+#   6. delete bad-rule;
+#   7. start a pod without a sidecar behind httpbin: the audit reports it
+#      (kubectl get reports -A), and removes the report with the pod;
+#      tear everything down.
 #
 # It exits non-zero as soon as a step does not behave as described (kubectl
 # admitting bad-rule in enforce mode included). It builds no binaries: run it
@@ -60,13 +63,19 @@ ISTIO_CRDS="${ISTIO_API}/kubernetes/customresourcedefinitions.gen.yaml"
 CM_MOD="$(cd test/e2e && go mod download -json github.com/cert-manager/cert-manager | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
 CM_CRDS="${CM_MOD}/deploy/crds"
 [[ -d "${CM_CRDS}" ]] || die "cert-manager CRDs not found at ${CM_CRDS}"
+# The OpenReports Report CRD, where the audit publishes (a prerequisite that
+# mtlsguard's manifests do not install).
+OR_MOD="$(go list -m -f '{{.Dir}}' github.com/openreports/reports-api)"
+[[ -n "${OR_MOD}" ]] || OR_MOD="$(go mod download -json github.com/openreports/reports-api | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+OR_CRD="${OR_MOD}/config/crd/openreports.io_reports.yaml"
+[[ -f "${OR_CRD}" ]] || die "OpenReports CRD not found at ${OR_CRD}"
 
 (cd hack/localcp && GOWORK=off go build -o "${TMP}/localcp" .)
-"${TMP}/localcp" -bin "${BIN}" -dir "${TMP}" -crds "${ISTIO_CRDS}" -crds "${CM_CRDS}" \
+"${TMP}/localcp" -bin "${BIN}" -dir "${TMP}" -crds "${ISTIO_CRDS}" -crds "${CM_CRDS}" -crds "${OR_CRD}" \
   -webhook-config manifests/base/webhook.yaml >"${TMP}/localcp.log" 2>&1 &
 LOCALCP_PID=$!
 
-echo "Starting etcd and kube-apiserver from ${BIN#"${ROOT}/"}/, with the Istio and cert-manager CRDs ..."
+echo "Starting etcd and kube-apiserver from ${BIN#"${ROOT}/"}/, with the Istio, cert-manager and OpenReports CRDs ..."
 for _ in $(seq 600); do
   [[ -f "${TMP}/ready" ]] && break
   kill -0 "${LOCALCP_PID}" 2>/dev/null || die "the control plane did not start"
@@ -142,7 +151,10 @@ settle() {
   done
 }
 would_deny() { ! kubectl apply --dry-run=server -f "$1"; }
+has_report() { kubectl get report -n default mtlsguard >/dev/null 2>&1; }
+no_report() { ! has_report; }
 BAD_RULE=examples/deep-dive/bad-rule/bad-rule.yaml
+LEGACY_POD=examples/audit/httpbin-no-sidecar.yaml
 
 step "Register mtlsguard (manifests/base/webhook.yaml, pointed at the local process)"
 run kubectl apply -f "${TMP}/webhook.yaml"
@@ -172,5 +184,17 @@ run tls-check sleep.default httpbin.default.svc.cluster.local
 
 step "Clean up"
 run kubectl delete -f "${BAD_RULE}"
+settle no_report
+
+step "The audit: a pod without a sidecar joins httpbin, which sleep reaches with ISTIO_MUTUAL"
+run kubectl apply -f "${LEGACY_POD}"
+settle has_report
+has_report || die "no report in namespace default within 10s"
+run kubectl get reports -A
+run kubectl get report -n default mtlsguard -o jsonpath='{range .results[*]}{.result}{"  "}{.properties.service}{"  "}{.message}{"\n"}{end}'
+run kubectl delete -f "${LEGACY_POD}"
+settle no_report
+no_report || die "the report in namespace default outlived its conflict by 10s"
+run kubectl get reports -A
 
 printf '\nDemo finished: every step behaved as described.\n'

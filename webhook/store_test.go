@@ -2,8 +2,10 @@ package webhook
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	networkingv1beta1 "istio.io/client-go/pkg/apis/networking/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -199,5 +202,31 @@ func TestSamePod(t *testing.T) {
 	}
 	if samePod(base, namespace("default", nil)) {
 		t.Error("samePod of a Namespace")
+	}
+}
+
+// TestOnChangeSeesEveryObject: the audit's hook is told of each applied
+// and removed object, after the state has it.
+func TestOnChangeSeesEveryObject(t *testing.T) {
+	s := deepDive(t)
+	var got []string
+	s.OnChange = func(obj runtime.Object, deleted bool) {
+		var seen bool
+		_ = s.View(func(st *policy.State) error {
+			_, seen = st.FindPod("default", "extra")
+			return nil
+		})
+		got = append(got, fmt.Sprintf("%s deleted=%v inState=%v", describe(obj), deleted, seen))
+	}
+	p := sidecarPod("default", "extra", "httpbin")
+	if err := s.Apply(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"*v1.Pod default/extra deleted=false inState=true", "*v1.Pod default/extra deleted=true inState=false"}
+	if !slices.Equal(got, want) {
+		t.Errorf("OnChange calls %q, want %q", got, want)
 	}
 }

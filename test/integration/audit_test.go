@@ -498,3 +498,30 @@ func freePort(t *testing.T) int {
 	}
 	return port
 }
+
+// TestAuditSidecarWithoutTLSMode: a pod that runs a sidecar without the
+// injector's tlsMode label is a warning result of its own.
+func TestAuditSidecarWithoutTLSMode(t *testing.T) {
+	const ns = "audit-tlsmode"
+	c := newCluster(t)
+	c.ensureNamespace(t, ns, nil)
+	startInstance(t, "mtlsguard", 0)
+	p := sidecarPod(ns, "web-1", "web")
+	delete(p.Labels, policy.TLSModeLabel)
+	c.mustCreate(t, p)
+	var r *openreportsv1alpha1.Report
+	eventually(t, 5*time.Second, func() error {
+		if r = report(t, c, ns); r == nil {
+			return fmt.Errorf("no report in %s", ns)
+		}
+		return nil
+	})
+	if len(r.Results) != 1 || r.Summary.Warn != 1 || r.Summary.Fail != 0 {
+		t.Fatalf("report %+v", r)
+	}
+	res := r.Results[0]
+	if res.Result != "warn" || res.Policy != "sidecar-tls-mode" || res.Properties["pod"] != ns+"/web-1" || resources(&res) != "Pod "+ns+"/web-1" ||
+		!strings.Contains(res.Description, "without the label security.istio.io/tlsMode=istio") {
+		t.Errorf("result %+v", res)
+	}
+}
