@@ -49,7 +49,7 @@ func TestChartTemplate(t *testing.T) {
 		"default: cert-manager issues the certificate and injects the CA": {
 			check: func(t *testing.T, o objects) {
 				want := map[string]int{
-					"ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1, "Role": 1, "RoleBinding": 1,
+					"ServiceAccount": 1, "ClusterRole": 2, "ClusterRoleBinding": 2, "Role": 2, "RoleBinding": 2,
 					"Service": 1, "Deployment": 1, "PodDisruptionBudget": 1, "ValidatingWebhookConfiguration": 1,
 					"Issuer": 2, "Certificate": 2, "Secret": 2,
 				}
@@ -84,7 +84,17 @@ func TestChartTemplate(t *testing.T) {
 				if got, want := d.Spec.Template.Spec.Containers[0].Image, "mtlsguard:"+appVersion; got != want {
 					t.Errorf("image = %q, want %q", got, want)
 				}
-				wantArgs(t, d, "--default-mode=enforce", "--unsynced=allow", "--metrics-bind-address=:8080", "--root-namespace=istio-system")
+				wantArgs(t, d, "--default-mode=enforce", "--unsynced=allow", "--metrics-bind-address=:8080", "--root-namespace=istio-system",
+					"--decision-timeout=2s", "--on-timeout=allow", "--report-api=auto", "--leader-elect=true")
+				if got := goMemLimit(t, d); got == nil || got.Resource != "limits.memory" {
+					t.Errorf("GOMEMLIMIT from %+v, want limits.memory", got)
+				}
+				if got := reportRules(t, o, "mtlsguard-audit"); !slices.Equal(got, []string{"reports.openreports.io"}) {
+					t.Errorf("the audit may write %q, want reports.openreports.io", got)
+				}
+				if ns := o.find(t, "Role", "mtlsguard-leader-election").GetNamespace(); ns != namespace {
+					t.Errorf("leader election Role in %q, want the release namespace %s", ns, namespace)
+				}
 				role := o.find(t, "Role", "mtlsguard")
 				if role.GetNamespace() != "istio-system" {
 					t.Errorf("Role in %q, want istio-system", role.GetNamespace())
@@ -157,10 +167,16 @@ func TestChartTemplate(t *testing.T) {
 					if ns := o.find(t, kind, "guard").GetNamespace(); ns != "istio-config" {
 						t.Errorf("%s in %q, want the root namespace istio-config", kind, ns)
 					}
+					// The Lease lives where mtlsguard runs.
+					if ns := o.find(t, kind, "guard-leader-election").GetNamespace(); ns != "guard" {
+						t.Errorf("%s guard-leader-election in %q, want the release namespace guard", kind, ns)
+					}
 				}
-				crb := typed[rbacv1.ClusterRoleBinding](t, o.find(t, "ClusterRoleBinding", "guard"))
-				if s := crb.Subjects[0]; s.Name != "guard" || s.Namespace != "guard" {
-					t.Errorf("ClusterRoleBinding subject %s/%s", s.Namespace, s.Name)
+				for _, name := range []string{"guard", "guard-audit"} {
+					crb := typed[rbacv1.ClusterRoleBinding](t, o.find(t, "ClusterRoleBinding", name))
+					if s := crb.Subjects[0]; s.Name != "guard" || s.Namespace != "guard" {
+						t.Errorf("ClusterRoleBinding %s subject %s/%s", name, s.Namespace, s.Name)
+					}
 				}
 				dns, _, _ := unstructured.NestedStringSlice(o.find(t, "Certificate", "guard-serving").Object, "spec", "dnsNames")
 				if !slices.Contains(dns, "guard.guard.svc.example.internal") {
@@ -198,6 +214,43 @@ func TestChartTemplate(t *testing.T) {
 					t.Errorf("replicas = %d", *d.Spec.Replicas)
 				}
 				wantArgs(t, d, "--zap-log-level=debug")
+			},
+		},
+		"decision deadline, PolicyReports, no leader election": {
+			args: []string{"--set", "config.decisionTimeout=4500ms", "--set", "webhook.timeoutSeconds=5", "--set", "config.onTimeout=deny",
+				"--set", "config.reportAPI=wgpolicyk8s", "--set", "config.leaderElect=false"},
+			check: func(t *testing.T, o objects) {
+				d := deployment(t, o)
+				wantArgs(t, d, "--decision-timeout=4500ms", "--on-timeout=deny", "--report-api=wgpolicyk8s", "--leader-elect=false")
+				if got := reportRules(t, o, "mtlsguard-audit"); !slices.Equal(got, []string{"policyreports.wgpolicyk8s.io"}) {
+					t.Errorf("the audit may write %q, want policyreports.wgpolicyk8s.io only", got)
+				}
+				// Without leader election no Lease: only the Role for the
+				// mesh ConfigMap is left.
+				if n := o.kinds()["Role"]; n != 1 {
+					t.Errorf("%d Roles, want only the one for the mesh ConfigMap", n)
+				}
+				if n := o.kinds()["RoleBinding"]; n != 1 {
+					t.Errorf("%d RoleBindings, want only the one for the mesh ConfigMap", n)
+				}
+			},
+		},
+		"no reports, no memory limit": {
+			args: []string{"--set", "config.reportAPI=none", "--set", "resources.limits=null"},
+			check: func(t *testing.T, o objects) {
+				d := deployment(t, o)
+				wantArgs(t, d, "--report-api=none")
+				if got := reportRules(t, o, "mtlsguard-audit"); len(got) != 0 {
+					t.Errorf("the audit may write %q, want no reports", got)
+				}
+				// Events stay.
+				cr := typed[rbacv1.ClusterRole](t, o.find(t, "ClusterRole", "mtlsguard-audit"))
+				if len(cr.Rules) != 1 || !slices.Equal(cr.Rules[0].Resources, []string{"events"}) {
+					t.Errorf("audit rules = %+v, want the events rule alone", cr.Rules)
+				}
+				if got := goMemLimit(t, d); got != nil {
+					t.Errorf("GOMEMLIMIT from %+v without a memory limit", got)
+				}
 			},
 		},
 		"metrics off": {
@@ -286,6 +339,25 @@ func TestChartRequiresTheCertificateWithoutCertManager(t *testing.T) {
 	}
 }
 
+func TestChartRefusesADecisionDeadlinePastTheWebhookTimeout(t *testing.T) {
+	h := newHelm(t)
+	for name, s := range map[string]struct {
+		args []string
+		want string
+	}{
+		"equal to timeoutSeconds": {[]string{"--set", "config.decisionTimeout=3s"}, "below webhook.timeoutSeconds"},
+		"past timeoutSeconds":     {[]string{"--set", "config.decisionTimeout=1500ms", "--set", "webhook.timeoutSeconds=1"}, "below webhook.timeoutSeconds"},
+		"zero":                    {[]string{"--set", "config.decisionTimeout=0s"}, "above zero"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := h.run(t, append([]string{"template", "mtlsguard", chartDir}, s.args...)...)
+			if r.code == 0 || !strings.Contains(r.stderr, "config.decisionTimeout") || !strings.Contains(r.stderr, s.want) {
+				t.Errorf("%s: exit %d, stderr:\n%s\nwant an error naming config.decisionTimeout and %q", r.cmd, r.code, r.stderr, s.want)
+			}
+		})
+	}
+}
+
 func TestChartSchemaRejectsBadValues(t *testing.T) {
 	h := newHelm(t)
 	for name, s := range map[string]struct {
@@ -300,6 +372,11 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		"timeout above the API's 30s":     {"webhook.timeoutSeconds=31", "timeoutSeconds"},
 		"digest without algorithm":        {"image.digest=abc", "digest"},
 		"extra arg without dashes":        {"extraArgs={zap-log-level=debug}", "extraArgs"},
+		"decision timeout without unit":   {"config.decisionTimeout=2", "decisionTimeout"},
+		"decision timeout in minutes":     {"config.decisionTimeout=1m", "decisionTimeout"},
+		"unknown answer on timeout":       {"config.onTimeout=block", "onTimeout"},
+		"unknown report API":              {"config.reportAPI=policyreports", "reportAPI"},
+		"leaderElect not a boolean":       {"config.leaderElect=yes", "leaderElect"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := h.run(t, "template", "mtlsguard", chartDir, "--set", s.set)
@@ -401,4 +478,36 @@ func chartAppVersion(t *testing.T, root string) string {
 		t.Fatalf("Chart.yaml: no appVersion (%v)", err)
 	}
 	return c.AppVersion
+}
+
+// goMemLimit is where the webhook container's GOMEMLIMIT comes from, nil
+// without one.
+func goMemLimit(t *testing.T, d *appsv1.Deployment) *corev1.ResourceFieldSelector {
+	t.Helper()
+	for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == "GOMEMLIMIT" {
+			if e.ValueFrom == nil || e.ValueFrom.ResourceFieldRef == nil {
+				t.Fatalf("GOMEMLIMIT = %+v, want it from the downward API", e)
+			}
+			return e.ValueFrom.ResourceFieldRef
+		}
+	}
+	return nil
+}
+
+// reportRules are the report resources (resource.group) ClusterRole name
+// grants.
+func reportRules(t *testing.T, o objects, name string) []string {
+	t.Helper()
+	var out []string
+	for _, r := range typed[rbacv1.ClusterRole](t, o.find(t, "ClusterRole", name)).Rules {
+		for _, g := range r.APIGroups {
+			if g == "openreports.io" || g == "wgpolicyk8s.io" {
+				for _, res := range r.Resources {
+					out = append(out, res+"."+g)
+				}
+			}
+		}
+	}
+	return out
 }

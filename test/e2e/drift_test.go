@@ -56,17 +56,29 @@ func TestChartMatchesManifests(t *testing.T) {
 	})
 
 	t.Run("RBAC", func(t *testing.T) {
-		cr := typed[rbacv1.ClusterRole](t, chart.find(t, "ClusterRole", "mtlsguard"))
-		kr := typed[rbacv1.ClusterRole](t, kust.find(t, "ClusterRole", "mtlsguard"))
-		same(t, "ClusterRole rules", cr.Rules, kr.Rules)
-		crole := typed[rbacv1.Role](t, chart.find(t, "Role", "mtlsguard"))
-		krole := typed[rbacv1.Role](t, kust.find(t, "Role", "mtlsguard"))
-		same(t, "Role namespace", crole.Namespace, krole.Namespace)
-		same(t, "Role rules", crole.Rules, krole.Rules)
-		for _, kind := range []string{"ClusterRoleBinding", "RoleBinding"} {
-			c, k := chart.find(t, kind, "mtlsguard"), kust.find(t, kind, "mtlsguard")
-			for _, field := range []string{"roleRef", "subjects"} {
-				same(t, kind+" "+field, c.Object[field], k.Object[field])
+		// The cache's read-only rules, and the audit's reports, Events and
+		// leader election Lease.
+		for _, name := range []string{"mtlsguard", "mtlsguard-audit"} {
+			cr := typed[rbacv1.ClusterRole](t, chart.find(t, "ClusterRole", name))
+			kr := typed[rbacv1.ClusterRole](t, kust.find(t, "ClusterRole", name))
+			same(t, "ClusterRole "+name+" rules", cr.Rules, kr.Rules)
+		}
+		for _, name := range []string{"mtlsguard", "mtlsguard-leader-election"} {
+			crole := typed[rbacv1.Role](t, chart.find(t, "Role", name))
+			krole := typed[rbacv1.Role](t, kust.find(t, "Role", name))
+			same(t, "Role "+name+" namespace", crole.Namespace, krole.Namespace)
+			same(t, "Role "+name+" rules", crole.Rules, krole.Rules)
+		}
+		for kind, names := range map[string][]string{
+			"ClusterRoleBinding": {"mtlsguard", "mtlsguard-audit"},
+			"RoleBinding":        {"mtlsguard", "mtlsguard-leader-election"},
+		} {
+			for _, name := range names {
+				c, k := chart.find(t, kind, name), kust.find(t, kind, name)
+				same(t, kind+" "+name+" namespace", c.GetNamespace(), k.GetNamespace())
+				for _, field := range []string{"roleRef", "subjects"} {
+					same(t, kind+" "+name+" "+field, c.Object[field], k.Object[field])
+				}
 			}
 		}
 	})
@@ -97,6 +109,7 @@ func TestChartMatchesManifests(t *testing.T) {
 		}
 		cc, kc := cp.Containers[0], kp.Containers[0]
 		same(t, "container securityContext", cc.SecurityContext, kc.SecurityContext)
+		same(t, "env", cc.Env, kc.Env) // GOMEMLIMIT from limits.memory
 		same(t, "ports", cc.Ports, kc.Ports)
 		same(t, "readinessProbe", cc.ReadinessProbe, kc.ReadinessProbe)
 		same(t, "livenessProbe", cc.LivenessProbe, kc.LivenessProbe)

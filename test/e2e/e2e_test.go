@@ -92,37 +92,8 @@ func TestInstallAndDeepDive(t *testing.T) {
 	must(t, t.Run("Deep-Dive", func(t *testing.T) { deepDive(t, c) }))
 
 	t.Run("the ServiceAccount may do nothing more", func(t *testing.T) {
-		as := "--as=system:serviceaccount:" + namespace + ":" + serviceAccount
-		for _, q := range [][]string{
-			{"watch", "pods", "-A"},
-			{"list", "destinationrules.networking.istio.io", "-A"},
-			{"watch", "configmaps/istio", "-n", "istio-system"},
-			// The audit (manifests/base/rbac-audit.yaml).
-			{"create", "reports.openreports.io", "-n", "default"},
-			{"delete", "reports.openreports.io", "-n", "default"},
-			{"patch", "events.events.k8s.io", "-n", "default"},
-			{"update", "leases.coordination.k8s.io", "-n", namespace},
-		} {
-			if r := c.kubectl(t, append([]string{"auth", "can-i", as}, q...)...); strings.TrimSpace(r.stdout) != "yes" {
-				t.Errorf("%s: want yes", r.cmd)
-			}
-		}
-		for _, q := range [][]string{
-			{"list", "secrets", "-A"},
-			{"list", "configmaps", "-n", "istio-system"}, // only the one named istio
-			{"get", "configmaps/istio", "-n", "default"},
-			{"create", "destinationrules.networking.istio.io", "-n", "default"},
-			{"update", "peerauthentications.security.istio.io", "-n", "istio-system"},
-			{"create", "events", "-n", namespace},
-			{"watch", "reports.openreports.io", "-A"},
-			{"get", "events.events.k8s.io", "-n", "default"},
-			{"create", "leases.coordination.k8s.io", "-n", "default"},
-			{"delete", "leases.coordination.k8s.io", "-n", namespace},
-		} {
-			if r := c.kubectl(t, append([]string{"auth", "can-i", as}, q...)...); strings.TrimSpace(r.stdout) != "no" {
-				t.Errorf("%s: want no", r.cmd)
-			}
-		}
+		mayDoNothingMore(ctx, t, c, serviceAccount)
+		holdsLease(ctx, t, c)
 	})
 
 	t.Run("each RBAC rule is needed", func(t *testing.T) {

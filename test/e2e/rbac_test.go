@@ -4,13 +4,94 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
+
+// access is one question to the authorizer: may the ServiceAccount do verb
+// on resource (resource.group; name after a slash) in namespace ("" = in
+// every namespace)?
+type access struct{ verb, resource, namespace string }
+
+// mayDoNothingMore checks what ServiceAccount sa in the release namespace
+// may and may not do, installed from manifests/ or the chart: what the
+// cache reads and what the audit writes, and nothing next to it. It asks
+// the API server's authorizer (SubjectAccessReview) directly, so it needs
+// no CRD for the report APIs.
+func mayDoNothingMore(ctx context.Context, t *testing.T, c *cluster, sa string) {
+	t.Helper()
+	user := "system:serviceaccount:" + namespace + ":" + sa
+	for _, q := range []access{
+		{"watch", "pods", ""},
+		{"list", "destinationrules.networking.istio.io", ""},
+		{"watch", "configmaps/istio", "istio-system"},
+		// The audit (manifests/base/rbac-audit.yaml).
+		{"create", "reports.openreports.io", "default"},
+		{"list", "reports.openreports.io", ""},
+		{"delete", "reports.openreports.io", "default"},
+		{"patch", "events.events.k8s.io", "default"},
+		{"update", "leases.coordination.k8s.io", namespace},
+		{"create", "leases.coordination.k8s.io", namespace},
+	} {
+		if !allowed(ctx, t, c, user, q) {
+			t.Errorf("%s may not %s %s in %q; want it may", user, q.verb, q.resource, q.namespace)
+		}
+	}
+	for _, q := range []access{
+		{"list", "secrets", ""},
+		{"list", "configmaps", "istio-system"}, // only the one named istio
+		{"get", "configmaps/istio", "default"},
+		{"create", "destinationrules.networking.istio.io", "default"},
+		{"update", "peerauthentications.security.istio.io", "istio-system"},
+		{"create", "events", namespace},
+		{"watch", "reports.openreports.io", ""},
+		{"create", "policyreports.wgpolicyk8s.io", "default"}, // only with --report-api=wgpolicyk8s
+		{"get", "events.events.k8s.io", "default"},
+		{"create", "leases.coordination.k8s.io", "default"},
+		{"delete", "leases.coordination.k8s.io", namespace},
+	} {
+		if allowed(ctx, t, c, user, q) {
+			t.Errorf("%s may %s %s in %q; want it may not", user, q.verb, q.resource, q.namespace)
+		}
+	}
+}
+
+// holdsLease waits until the running webhook has acquired the leader
+// election Lease in the release namespace: its RBAC is enough to lead the
+// audit.
+func holdsLease(ctx context.Context, t *testing.T, c *cluster) {
+	t.Helper()
+	eventually(t, "the webhook to hold Lease "+namespace+"/"+leaderElectionLease, func() bool {
+		l, err := c.client.CoordinationV1().Leases(namespace).Get(ctx, leaderElectionLease, metav1.GetOptions{})
+		return err == nil && l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != ""
+	})
+}
+
+// allowed asks the API server whether user may do q.
+func allowed(ctx context.Context, t *testing.T, c *cluster, user string, q access) bool {
+	t.Helper()
+	resource, name, _ := strings.Cut(q.resource, "/")
+	resource, group, _ := strings.Cut(resource, ".")
+	r, err := c.client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+		Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:   user,
+			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: q.namespace, Verb: q.verb, Group: group, Resource: resource, Name: name,
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("may %s %s %s: %v", user, q.verb, q.resource, err)
+	}
+	return r.Status.Allowed
+}
 
 // eachRuleIsNeeded proves the shipped RBAC has nothing to spare: for every
 // resource it grants, a webhook running as a ServiceAccount that has the same

@@ -76,3 +76,26 @@ metadata:
     {{- include "mtlsguard.labels" $ | nindent 4 }}
 type: Opaque
 {{- end }}
+
+{{/*
+config.decisionTimeout, checked against webhook.timeoutSeconds: a decision
+deadline at or past the API server's timeout would leave a slow decision to
+failurePolicy instead of --on-timeout. The schema allows only <number>ms and
+<number>s, so the milliseconds are read here without parsing Go durations.
+*/}}
+{{- define "mtlsguard.decisionTimeout" -}}
+{{- $d := toString .Values.config.decisionTimeout }}
+{{- $ms := 0.0 }}
+{{- if hasSuffix "ms" $d }}
+{{- $ms = trimSuffix "ms" $d | float64 }}
+{{- else }}
+{{- $ms = mulf (trimSuffix "s" $d | float64) 1000 }}
+{{- end }}
+{{- if le $ms 0.0 }}
+{{- fail (printf "config.decisionTimeout %q: must be above zero" $d) }}
+{{- end }}
+{{- if ge $ms (mulf .Values.webhook.timeoutSeconds 1000) }}
+{{- fail (printf "config.decisionTimeout %q: must be below webhook.timeoutSeconds (%vs), so that mtlsguard answers before the API server gives up" $d .Values.webhook.timeoutSeconds) }}
+{{- end }}
+{{- $d }}
+{{- end }}
