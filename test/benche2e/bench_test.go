@@ -42,7 +42,7 @@ var (
 	workersFlag = flag.Int("workers", 32, "concurrent creates while loading the cluster")
 	readyFlag   = flag.Duration("ready-timeout", 15*time.Minute, "longest wait for mtlsguard's /readyz")
 	tcRSSFlag   = flag.Int64("tls-check-max-rss", 4096, "MiB: tls-check is killed (and reported so) above this resident set")
-	tcTimeFlag  = flag.Duration("tls-check-timeout", 15*time.Minute, "tls-check is killed (and reported so) after this long")
+	tcTimeFlag  = flag.Duration("tls-check-timeout", 5*time.Minute, "tls-check is killed (and reported so) after this long")
 )
 
 func TestBenchE2E(t *testing.T) {
