@@ -39,7 +39,7 @@ var (
 	writesFlag  = flag.Int("writes", 50, "service-host DestinationRule create+delete pairs per block")
 	bgFlag      = flag.Int("background-writers", 2, "service-host writers running while mesh-wide writes are made")
 	settleFlag  = flag.Duration("settle", time.Second, "pause after an admitted mesh-wide write, for mtlsguard's cache to see it")
-	workersFlag = flag.Int("workers", 32, "concurrent creates while loading the cluster")
+	workersFlag = flag.Int("workers", 16, "concurrent creates per kind while loading the cluster")
 	readyFlag   = flag.Duration("ready-timeout", 15*time.Minute, "longest wait for mtlsguard's /readyz")
 	tcRSSFlag   = flag.Int64("tls-check-max-rss", 4096, "MiB: tls-check is killed (and reported so) above this resident set")
 	tcTimeFlag  = flag.Duration("tls-check-timeout", 5*time.Minute, "tls-check is killed (and reported so) after this long")

@@ -67,15 +67,15 @@ func (r *report) markdown(audit map[string]map[string]string) string {
 		r.date.Format("2006-01-02 15:04 MST"), r.cpus, r.shape, int(r.timeout.Seconds()), r.blocks, r.writes, r.background)
 	p("")
 
-	p("**Loading the cluster** (%d workers)", *workersFlag)
+	p("**Loading the cluster** (namespaces, then the other kinds at the same time; %d workers per kind)", *workersFlag)
 	p("")
 	p("| kind | objects | time | per second |")
 	p("|---|---:|---:|---:|")
 	for i, k := range r.load.kinds {
 		p("| %s | %d | %s | %.0f |", k, r.load.count[i], dur(r.load.took[i]), float64(r.load.count[i])/r.load.took[i].Seconds())
 	}
-	n, d := r.load.total()
-	p("| total | %d | %s | %.0f |", n, dur(d), float64(n)/d.Seconds())
+	n := r.load.total()
+	p("| all | %d | %s | %.0f |", n, dur(r.load.wall), float64(n)/r.load.wall.Seconds())
 	p("")
 
 	p("**Service-host DestinationRule writes through the API server**")

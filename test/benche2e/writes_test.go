@@ -175,9 +175,10 @@ func meshSteps(istio istioclient.Interface) []meshStep {
 			}, nil
 		}}
 	}
-	strict := paMode("restore: mesh PeerAuthentication → STRICT", securityapi.PeerAuthentication_MutualTLS_STRICT)
-	mutual := drMode("restore: `*.local` DestinationRule → ISTIO_MUTUAL", networkingapi.ClientTLSSettings_ISTIO_MUTUAL)
-	recreate := meshStep{label: "restore: create `*.local` DestinationRule (ISTIO_MUTUAL)", prepare: func(context.Context) (func(context.Context) error, error) {
+	fromPermissive := paMode("restore: mesh PeerAuthentication PERMISSIVE → STRICT", securityapi.PeerAuthentication_MutualTLS_STRICT)
+	fromDisable := paMode("restore: mesh PeerAuthentication DISABLE → STRICT", securityapi.PeerAuthentication_MutualTLS_STRICT)
+	mutual := drMode("restore: `*.local` DestinationRule DISABLE → ISTIO_MUTUAL", networkingapi.ClientTLSSettings_ISTIO_MUTUAL)
+	recreate := meshStep{label: "restore: create the `*.local` DestinationRule (ISTIO_MUTUAL)", prepare: func(context.Context) (func(context.Context) error, error) {
 		return func(ctx context.Context) error {
 			_, err := drs.Create(ctx, meshRule(), metav1.CreateOptions{})
 			return err
@@ -191,7 +192,7 @@ func meshSteps(istio istioclient.Interface) []meshStep {
 			return func(ctx context.Context) error { return drs.Delete(ctx, "default", metav1.DeleteOptions{}) }, nil
 		}},
 	}
-	steps[0].undo, steps[1].undo, steps[2].undo, steps[3].undo = &strict, &strict, &mutual, &recreate
+	steps[0].undo, steps[1].undo, steps[2].undo, steps[3].undo = &fromPermissive, &fromDisable, &mutual, &recreate
 	return steps
 }
 
