@@ -91,3 +91,14 @@ func failedOpen(annotations map[string]string) bool {
 	}
 	return false
 }
+
+// mtlsguardDeadline reports whether mtlsguard noted in its audit annotation
+// (<webhook name>/decision) that it answered at its --decision-timeout.
+func mtlsguardDeadline(annotations map[string]string) bool {
+	for k, v := range annotations {
+		if strings.HasSuffix(k, ".mtlsguard.io/decision") && v == "timeout" {
+			return true
+		}
+	}
+	return false
+}

@@ -39,18 +39,20 @@ type fixup struct {
 
 // outcome says how the API server answered a write.
 func outcome(w write, audit map[string]map[string]string, timeout time.Duration) string {
+	ann, ok := audit[w.call.id()]
 	switch {
+	case ok && mtlsguardDeadline(ann) && w.err != nil:
+		return "refused at mtlsguard's deadline"
+	case ok && mtlsguardDeadline(ann):
+		return "admitted unchecked at mtlsguard's deadline, with a warning"
 	case denied(w.err):
 		return "denied"
 	case w.err != nil:
 		return "error"
-	}
-	ann, ok := audit[w.call.id()]
-	switch {
 	case ok && failedOpen(ann):
-		return "TIMED OUT (admitted unchecked)"
+		return "API SERVER TIMED OUT (admitted unchecked, silently)"
 	case !ok && w.took >= timeout:
-		return "TIMED OUT? (no audit event)"
+		return "API SERVER TIMED OUT? (no audit event)"
 	case len(w.call.warnings) > 0:
 		return "admitted with warnings"
 	}
@@ -212,7 +214,12 @@ func dur(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
-func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
+func mib(n int64) string {
+	if n < 10<<20 {
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
+}
 
 // labels are the distinct labels of ws in order of first appearance.
 func labels(ws []write) []string {
