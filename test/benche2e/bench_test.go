@@ -28,6 +28,7 @@ import (
 	"time"
 
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -39,7 +40,7 @@ var (
 	writesFlag  = flag.Int("writes", 50, "service-host DestinationRule create+delete pairs per block")
 	bgFlag      = flag.Int("background-writers", 2, "service-host writers running while mesh-wide writes are made")
 	settleFlag  = flag.Duration("settle", time.Second, "pause after an admitted mesh-wide write, for mtlsguard's cache to see it")
-	workersFlag = flag.Int("workers", 16, "concurrent creates per kind while loading the cluster")
+	workersFlag = flag.Int("workers", 32, "concurrent creates while loading the cluster")
 	readyFlag   = flag.Duration("ready-timeout", 15*time.Minute, "longest wait for mtlsguard's /readyz")
 	tcRSSFlag   = flag.Int64("tls-check-max-rss", 4096, "MiB: tls-check is killed (and reported so) above this resident set")
 	tcTimeFlag  = flag.Duration("tls-check-timeout", 5*time.Minute, "tls-check is killed (and reported so) after this long")
@@ -92,7 +93,7 @@ func TestBenchE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b := &blockRunner{t: t, istio: istio, shape: r.shape, vwc: vwc, noop: arms[1], r: r}
+	b := &blockRunner{t: t, istio: istio, shape: r.shape, vwc: vwc, mg: mg, noop: arms[1], r: r}
 	for i := range *blocksFlag {
 		a := arms[((i+1)/2)%2] // A B B A A B ...
 		b.run(ctx, i, a)
@@ -156,6 +157,7 @@ type blockRunner struct {
 	istio istioclient.Interface
 	shape shape
 	vwc   *webhookConfig
+	mg    *mtlsguard
 	noop  *arm
 	r     *report
 }
@@ -168,10 +170,22 @@ const warmup = 3
 // undoes it) while background writers keep writing service-host rules.
 func (b *blockRunner) run(ctx context.Context, block int, a *arm) {
 	t := b.t
+	quiet, err := b.mg.quiesce(ctx, 3*time.Minute)
+	if err != nil {
+		b.r.errors = append(b.r.errors, fmt.Sprintf("block %d: %v", block, err))
+	}
+	b.r.quiet = append(b.r.quiet, quiet)
 	if err := b.vwc.switchTo(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("block %d: %s", block, a.name)
+	caught, err := b.caughtUp(ctx, block, 3*time.Minute)
+	if err != nil {
+		b.r.errors = append(b.r.errors, fmt.Sprintf("block %d: %v", block, err))
+	}
+	if a.name == "mtlsguard" {
+		b.r.caughtUp = append(b.r.caughtUp, caught)
+	}
+	t.Logf("block %d: %s (mtlsguard idle after %s, answers agree with the cluster after %s)", block, a.name, quiet.Round(time.Millisecond), caught.Round(time.Millisecond))
 	for i := range warmup + *writesFlag {
 		c, d := servicePair(ctx, b.istio, b.shape, a.name, fmt.Sprintf("sh-%d-%d", block, i), block*(*writesFlag+warmup)+i)
 		if i < warmup {
@@ -219,6 +233,33 @@ func (b *blockRunner) run(ctx context.Context, block int, a *arm) {
 		if w.err != nil && !denied(w.err) {
 			b.r.errors = append(b.r.errors, fmt.Sprintf("background service-host write in arm %s: %v", a.name, w.err))
 		}
+	}
+}
+
+// caughtUp sends dry-run creates of service-host rules until the webhook
+// admits them all. In the generated mesh they create no conflict, but
+// mtlsguard denies them while its cache still holds a `*.local` rule that a
+// previous block disabled or deleted: with the cache that far behind, the
+// block would time decisions on a mesh that no longer exists.
+func (b *blockRunner) caughtUp(ctx context.Context, block int, limit time.Duration) (time.Duration, error) {
+	start := time.Now()
+	for {
+		ok := true
+		for i := range 3 {
+			dr := serviceRule(b.shape, fmt.Sprintf("sync-%d-%d", block, i), block*101+i*37)
+			_, err := b.istio.NetworkingV1().DestinationRules(dr.Namespace).Create(ctx, dr, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			if err != nil && !denied(err) {
+				return time.Since(start), fmt.Errorf("dry-run create of DestinationRule %s/%s: %w", dr.Namespace, dr.Name, err)
+			}
+			ok = ok && err == nil
+		}
+		if ok {
+			return time.Since(start), nil
+		}
+		if time.Since(start) > limit {
+			return time.Since(start), fmt.Errorf("mtlsguard still denies service-host rules %s after the mesh was restored", limit)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

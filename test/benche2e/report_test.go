@@ -26,6 +26,8 @@ type report struct {
 	during           []write       // background service-host writes overlapping a mesh-wide write
 	decisions        map[string]float64
 	tlsCheck         []cliRun
+	quiet            []time.Duration   // per block: wait for mtlsguard to go idle
+	caughtUp         []time.Duration   // per mtlsguard block: wait for its cache to match the cluster
 	fixups           map[string]*fixup // by label
 	errors           []string
 }
@@ -69,7 +71,7 @@ func (r *report) markdown(audit map[string]map[string]string) string {
 		r.date.Format("2006-01-02 15:04 MST"), r.cpus, r.shape, int(r.timeout.Seconds()), r.blocks, r.writes, r.background)
 	p("")
 
-	p("**Loading the cluster** (namespaces, then the other kinds at the same time; %d workers per kind)", *workersFlag)
+	p("**Loading the cluster** (kind after kind, %d concurrent creates)", *workersFlag)
 	p("")
 	p("| kind | objects | time | per second |")
 	p("|---|---:|---:|---:|")
@@ -136,6 +138,9 @@ func (r *report) markdown(audit map[string]map[string]string) string {
 	p("")
 
 	p("**mtlsguard**")
+	p("")
+	p("Before each block the harness waited for mtlsguard to go idle (under 5%% CPU for a second): up to %s; before each mtlsguard block, for its answers to match the restored mesh (dry-run service-host rules admitted): up to %s.",
+		dur(pct(r.quiet, 100)), dur(pct(r.caughtUp, 100)))
 	p("")
 	p("| ready after start (caches synced) | RSS when ready | peak RSS until ready | RSS at end | peak RSS (VmHWM) |")
 	p("|---:|---:|---:|---:|---:|")
