@@ -52,9 +52,12 @@ func TestBenchE2E(t *testing.T) {
 	}
 	ctx := t.Context()
 	root := repoRoot(t)
-	bin := os.Getenv("KUBEBUILDER_ASSETS")
+	bin := os.Getenv("KUBEBUILDER_ASSETS") // relative to the repository root
 	if bin == "" {
-		bin = filepath.Join(root, "bin")
+		bin = "bin"
+	}
+	if !filepath.IsAbs(bin) {
+		bin = filepath.Join(root, bin)
 	}
 	for name, how := range map[string]string{"etcd": "make bin", "kube-apiserver": "make bin", "mtlsguard": "make build", "tls-check": "make build"} {
 		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
