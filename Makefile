@@ -106,6 +106,15 @@ update-golden: ## Rewrite policy/testdata golden files.
 bench: ## Run the engine benchmarks (see docs/performance.md).
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./policy/
 
+# SCALE 1.0 is the engine benchmarks' cluster: 2,000 namespaces, 10,000
+# services, 50,000 pods, 5,000 DestinationRules, 2,000 PeerAuthentications.
+SCALE     ?= 1.0
+BENCH_OUT ?= $(CURDIR)/bench-e2e.md
+
+.PHONY: bench-e2e
+bench-e2e: bin build ## Load a cluster of SCALE (1.0: 50,000 pods) into a local control plane; time mtlsguard vs a no-op webhook and tls-check; report in BENCH_OUT.
+	cd test/benche2e && $(GO) test -count=1 -timeout 0 -run TestBenchE2E -v . -args -scale $(SCALE) -out $(BENCH_OUT)
+
 .PHONY: conformance
 conformance: build $(ORACLE) ## Compare the engine with Istio's control plane on 2,000 generated meshes.
 	$(GO) test ./test/agreement/ -run TestAgreement -count=1 -seeds 2000 -oracle $(ORACLE) -v -timeout 60m

@@ -65,6 +65,9 @@ func run() error {
 		BinaryAssetsDirectory: *bin,
 		CRDInstallOptions:     envtest.CRDInstallOptions{Paths: crds, ErrorIfPathMissing: true},
 	}
+	// envtest's default service range is a /24, about 250 Services; a /12
+	// holds a million. Only an API server flag: nothing is routed.
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/12")
 	if _, err := env.Start(); err != nil {
 		return fmt.Errorf("starting etcd and kube-apiserver: %w", err)
 	}
