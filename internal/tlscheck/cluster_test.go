@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -33,7 +34,10 @@ func TestLiveCluster(t *testing.T) {
 		t.Fatalf("find the istio.io/api module: %v", err)
 	}
 	env := &envtest.Environment{
-		BinaryAssetsDirectory: assets,
+		// A loaded CI machine can take well over envtest\'s 20 s default
+		// to start kube-apiserver.
+		ControlPlaneStartTimeout: 3 * time.Minute,
+		BinaryAssetsDirectory:    assets,
 		CRDInstallOptions: envtest.CRDInstallOptions{
 			Paths: []string{filepath.Join(strings.TrimSpace(string(apiDir)), "kubernetes", "customresourcedefinitions.gen.yaml")},
 		},

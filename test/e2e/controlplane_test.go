@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -79,7 +80,10 @@ func startCluster(t *testing.T) *cluster {
 	certManagerCRDs := filepath.Join(moduleDir(t, ".", "github.com/cert-manager/cert-manager"), "deploy", "crds")
 
 	env := &envtest.Environment{
-		BinaryAssetsDirectory: c.bin,
+		// A loaded CI machine can take well over envtest\'s 20 s default
+		// to start kube-apiserver.
+		ControlPlaneStartTimeout: 3 * time.Minute,
+		BinaryAssetsDirectory:    c.bin,
 		CRDInstallOptions: envtest.CRDInstallOptions{
 			Paths:              []string{istioCRDs, certManagerCRDs},
 			ErrorIfPathMissing: true,

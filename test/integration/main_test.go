@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -94,8 +95,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	env = &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		CRDs:                  crds,
+		// A loaded CI machine can take well over envtest\'s 20 s default
+		// to start kube-apiserver.
+		ControlPlaneStartTimeout: 3 * time.Minute,
+		BinaryAssetsDirectory:    assets,
+		CRDs:                     crds,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
 			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{webhookConfiguration()},
 		},
