@@ -165,10 +165,17 @@ func (c *cluster) runKubectl(t *testing.T, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(c.bin, "kubectl"), append([]string{"--kubeconfig", c.kubeconfig}, args...)...)
 	cmd.Dir = c.root
+	return runCommand(t, cmd, "kubectl "+strings.Join(args, " "))
+}
+
+// runCommand runs cmd and returns its output and exit code; only a command
+// that cannot run at all fails the test.
+func runCommand(t *testing.T, cmd *exec.Cmd, display string) result {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
-	r := result{cmd: "kubectl " + strings.Join(args, " "), stdout: stdout.String(), stderr: stderr.String()}
+	r := result{cmd: display, stdout: stdout.String(), stderr: stderr.String()}
 	var exit *exec.ExitError
 	switch {
 	case errors.As(err, &exit):

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"os"
@@ -55,18 +54,7 @@ func (h *helmTool) run(t *testing.T, args ...string) result {
 	cmd := exec.Command(filepath.Join(h.bin, "helm"), args...)
 	cmd.Dir = h.root
 	cmd.Env = h.env
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{cmd: "helm " + strings.Join(args, " "), stdout: stdout.String(), stderr: stderr.String()}
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		r.code = exit.ExitCode()
-	case err != nil:
-		t.Fatalf("%s: %v", r.cmd, err)
-	}
-	return r
+	return runCommand(t, cmd, "helm "+strings.Join(args, " "))
 }
 
 // mustRun is run that fails the test unless helm exits 0.
