@@ -111,6 +111,13 @@ func (ev *serviceEval) evaluate(svc *service) {
 	before, after := ev.envs[0], ev.envs[1]
 	except := ev.st.specialNamespaces(svc, ev.scope.namespaces, ev.special)
 	ev.pairs = append(ev.st.viewPairs(ev.pairs[:0], except, before, after), viewPair{genericView, genericView})
+	exceptCopy := func() map[string]bool { return ev.except(except) }
+	ev.pendingNew.countOnly = !ev.newRows.mayKeep(svc.host)
+	ev.pendingResolved.countOnly = !ev.resolvedRows.mayKeep(svc.host)
+	if ev.pendingNew.countOnly || ev.pendingResolved.countOnly {
+		reach := ViewSet{st: ev.st, others: true, except: except}.Len() > 0
+		ev.pendingNew.othersReach, ev.pendingResolved.othersReach = reach, reach
+	}
 	for _, p := range ev.pairs {
 		generic := p.after.Namespace == ""
 		drB, drA := before.destinationRule(p.before, svc), after.destinationRule(p.after, svc)
@@ -127,10 +134,10 @@ func (ev *serviceEval) evaluate(svc *service) {
 					fa = ev.failing(1, pi, subset, drA)
 				}
 				if fa.hasNew(fb) {
-					ev.pendingNew.add(after, svc, sp, subset, drA, p.after, generic, ev.except(except))
+					ev.pendingNew.add(after, svc, sp, subset, drA, p.after, generic, exceptCopy)
 				}
 				if fb.hasNew(fa) {
-					ev.pendingResolved.add(before, svc, sp, subset, drB, p.before, generic, ev.except(except))
+					ev.pendingResolved.add(before, svc, sp, subset, drB, p.before, generic, exceptCopy)
 				}
 			}
 		}

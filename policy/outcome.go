@@ -182,7 +182,19 @@ func (ev *serviceEval) targets(a, b *mergedRule) []string {
 
 // pendingGroups are the rows of one service that a decision reports, each
 // with the client views that share it; rows are built only for those kept.
-type pendingGroups struct{ list []*pendingGroup }
+//
+// When the collector cannot keep any row of the service (countOnly), the
+// groups only count: they record whether any client reaches them and not
+// which, and their structs are reused by the next service. That is the
+// fate of nearly every row of a mesh-wide decision, which keeps ten.
+type pendingGroups struct {
+	list      []*pendingGroup
+	countOnly bool
+	// othersReach: the generic view stands for at least one client view
+	// (some namespace is not special). Set per service with countOnly.
+	othersReach bool
+	free        []*pendingGroup
+}
 
 type pendingGroup struct {
 	env    *env
@@ -191,6 +203,8 @@ type pendingGroup struct {
 	subset string
 	dr     *mergedRule
 	views  ViewSet
+	// reached: some client view shares the row (countOnly groups only).
+	reached bool
 	// at finds a view in views.explicit by key: refined view pairs can name
 	// the same view twice, with different pods.
 	at  map[string]int
@@ -199,7 +213,7 @@ type pendingGroup struct {
 
 func (g *pendingGroups) reset() { g.list = g.list[:0] }
 
-func (g *pendingGroups) add(e *env, svc *service, sp servicePort, subset string, dr *mergedRule, v ClientView, generic bool, except map[string]bool) {
+func (g *pendingGroups) add(e *env, svc *service, sp servicePort, subset string, dr *mergedRule, v ClientView, generic bool, except func() map[string]bool) {
 	var grp *pendingGroup
 	for _, p := range g.list {
 		if p.port.port == sp.port && p.subset == subset && p.dr == dr {
@@ -208,11 +222,21 @@ func (g *pendingGroups) add(e *env, svc *service, sp servicePort, subset string,
 		}
 	}
 	if grp == nil {
-		grp = &pendingGroup{env: e, svc: svc, port: sp, subset: subset, dr: dr, views: ViewSet{st: e.st}}
+		if g.countOnly && len(g.free) > 0 {
+			grp = g.free[len(g.free)-1]
+			g.free = g.free[:len(g.free)-1]
+			*grp = pendingGroup{env: e, svc: svc, port: sp, subset: subset, dr: dr}
+		} else {
+			grp = &pendingGroup{env: e, svc: svc, port: sp, subset: subset, dr: dr, views: ViewSet{st: e.st}}
+		}
 		g.list = append(g.list, grp)
 	}
+	if g.countOnly {
+		grp.reached = grp.reached || !generic || g.othersReach
+		return
+	}
 	if generic {
-		grp.views.others, grp.views.except = true, except
+		grp.views.others, grp.views.except = true, except()
 		return
 	}
 	k := v.Key()
@@ -229,6 +253,13 @@ func (g *pendingGroups) add(e *env, svc *service, sp servicePort, subset string,
 	grp.views.explicit = append(grp.views.explicit, v)
 }
 
+// release hands the groups of a countOnly service back for reuse.
+func (g *pendingGroups) release() {
+	g.free = append(g.free, g.list...)
+	clear(g.list)
+	g.list = g.list[:0]
+}
+
 func (p *pendingGroup) materialize() *Row {
 	if p.row == nil {
 		p.row = p.env.row(p.svc, p.port, p.subset, p.dr)
@@ -242,11 +273,24 @@ type collector struct {
 	max   int
 	total int
 	kept  []keptGroup
+	// full: a trim left max groups, the last of them for host bound.
+	// Hosts after bound cannot be kept any more.
+	full  bool
+	bound string
 }
 
 type keptGroup struct {
 	*pendingGroup
-	first, rule string
+	// first is the smallest view key, worked out only when two groups of
+	// the same row position are ordered (see compareKept).
+	first *string
+}
+
+func (k keptGroup) firstKey() string {
+	if *k.first == "" {
+		*k.first = firstKey(k.views)
+	}
+	return *k.first
 }
 
 // merge adds the groups another collector kept.
@@ -264,29 +308,46 @@ func (c *collector) take(g *pendingGroups) {
 	var merged []*pendingGroup
 next:
 	for _, grp := range g.list {
-		if grp.views.Len() == 0 {
+		if g.countOnly && !grp.reached || !g.countOnly && grp.views.Len() == 0 {
 			continue
 		}
 		for _, prev := range merged {
-			if prev.port.port == grp.port.port && prev.subset == grp.subset &&
-				prev.materialize().sameContent(grp.materialize()) {
-				prev.views.explicit = append(prev.views.explicit, grp.views.explicit...)
-				if grp.views.others {
-					prev.views.others, prev.views.except = true, grp.views.except
+			if prev.port.port == grp.port.port && prev.subset == grp.subset && sameRow(prev, grp) {
+				if !g.countOnly {
+					prev.views.explicit = append(prev.views.explicit, grp.views.explicit...)
+					if grp.views.others {
+						prev.views.others, prev.views.except = true, grp.views.except
+					}
 				}
 				continue next
 			}
 		}
 		merged = append(merged, grp)
 	}
+	c.total += len(merged)
+	if g.countOnly {
+		g.release()
+		return
+	}
 	for _, grp := range merged {
-		c.total++
-		c.kept = append(c.kept, keptGroup{pendingGroup: grp, first: firstKey(grp.views), rule: grp.dr.ref()})
+		c.kept = append(c.kept, keptGroup{pendingGroup: grp, first: new(string)})
 		if c.max >= 0 && len(c.kept) > 2*c.max+16 {
 			c.trim()
 		}
 	}
 	g.list = nil // kept groups are owned by the collector now
+}
+
+// mayKeep reports whether a row of host could be among the first max: the
+// collector has fewer, or the last it keeps does not sort before host.
+func (c *collector) mayKeep(host string) bool {
+	switch {
+	case c.max < 0:
+		return true
+	case c.max == 0:
+		return false
+	}
+	return !c.full || host <= c.bound
 }
 
 func (c *collector) trim() {
@@ -295,16 +356,43 @@ func (c *collector) trim() {
 		clear(c.kept[c.max:])
 		c.kept = c.kept[:c.max]
 	}
+	if c.max > 0 && len(c.kept) == c.max {
+		c.full, c.bound = true, c.kept[c.max-1].svc.host
+	}
 }
 
+// compareKept orders groups by host, port, subset, first view and rule.
+// Most comparisons are settled by the host: the view keys and rule names,
+// which cost allocations, are read only for groups of the same position.
 func compareKept(a, b keptGroup) int {
-	return cmp.Or(
+	if c := cmp.Or(
 		cmp.Compare(a.svc.host, b.svc.host),
 		cmp.Compare(a.port.port, b.port.port),
 		cmp.Compare(a.subset, b.subset),
-		cmp.Compare(a.first, b.first),
-		cmp.Compare(a.rule, b.rule),
-	)
+	); c != 0 {
+		return c
+	}
+	return cmp.Or(cmp.Compare(a.firstKey(), b.firstKey()), cmp.Compare(a.dr.ref(), b.dr.ref()))
+}
+
+// sameRow reports whether two groups of one position of one collector
+// (and so one env) read the same. Rows name their rule, so only rules of
+// the same name can; two index entries that merged the same objects into
+// the same policy and subsets do without building the rows, which a
+// mesh-wide decision would otherwise do for every service.
+func sameRow(a, b *pendingGroup) bool {
+	x, y := a.dr, b.dr
+	switch {
+	case x == y:
+		return true
+	case x == nil || y == nil:
+		return false
+	case x.first.name != y.first.name || x.first.namespace != y.first.namespace:
+		return false
+	case x.first == y.first && x.trafficPolicy == y.trafficPolicy && slices.Equal(x.subsets, y.subsets):
+		return true
+	}
+	return a.materialize().sameContent(b.materialize())
 }
 
 // groups returns the kept groups in report order, with their rows.
