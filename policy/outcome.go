@@ -41,6 +41,10 @@ type serviceEval struct {
 	// env e; sameServers when the change leaves PeerAuthentications alone.
 	modes       [2][][]serverPolicy
 	sameServers bool
+	// portTargets[pi] are the members' target ports on port pi (noTarget for
+	// none): every verdict of the port reads them.
+	portTargets [][]int32
+	targetBuf   []int32
 	// chains[e] resolves the service namespace's PeerAuthentications in
 	// env e; workloads[e] are the members' own policies.
 	chains                [2]*paChain
@@ -82,6 +86,8 @@ func (ev *serviceEval) reset(svc *service) {
 	ev.exceptCopy = nil
 	ev.memo = ev.memo[:0]
 	ev.words = ev.words[:0]
+	ev.portTargets = ev.portTargets[:0]
+	ev.targetBuf = ev.targetBuf[:0]
 	ev.pendingNew.reset()
 	ev.pendingResolved.reset()
 	for e := range ev.modes {
@@ -115,22 +121,60 @@ func (ev *serviceEval) serverModes(e, pi int) []serverPolicy {
 	if m := ev.modes[e][pi]; m != nil {
 		return m
 	}
-	sp := ev.svc.ports[pi]
 	chain := ev.chain(e)
 	if len(ev.workloads[e]) == 0 {
-		for _, p := range ev.svc.members {
-			ev.workloads[e] = append(ev.workloads[e], chain.workload(p.labels))
+		if other := ev.workloads[1-e]; len(other) > 0 && samePeerAuths(chain.pas, ev.chain(1-e).pas) {
+			// A write elsewhere (the mesh policy) leaves the workloads'
+			// own policies as they were.
+			ev.workloads[e] = append(ev.workloads[e], other...)
+		} else {
+			for _, p := range ev.svc.members {
+				ev.workloads[e] = append(ev.workloads[e], chain.workload(p.labels))
+			}
 		}
 	}
+	targets := ev.targetPorts(pi)
 	m := make([]serverPolicy, len(ev.svc.members))
 	for i, p := range ev.svc.members {
 		m[i] = serverPolicy{mode: NoSidecar}
-		if target, ok := sp.targetPort(p); ok && p.sidecar {
-			m[i] = chain.serverModeOf(ev.workloads[e][i], target)
+		if targets[i] != noTarget && p.sidecar {
+			m[i] = chain.serverModeOf(ev.workloads[e][i], targets[i])
 		}
 	}
 	ev.modes[e][pi] = m
 	return m
+}
+
+// targetPorts returns the members' target ports on port pi.
+func (ev *serviceEval) targetPorts(pi int) []int32 {
+	for len(ev.portTargets) <= pi {
+		ev.portTargets = append(ev.portTargets, nil)
+	}
+	if t := ev.portTargets[pi]; t != nil {
+		return t
+	}
+	sp := ev.svc.ports[pi]
+	n := len(ev.svc.members)
+	if cap(ev.targetBuf)-len(ev.targetBuf) < n {
+		// A new array: earlier slices keep pointing into the old one.
+		ev.targetBuf = make([]int32, 0, max(2*cap(ev.targetBuf), n, 64))
+	}
+	t := ev.targetBuf[len(ev.targetBuf) : len(ev.targetBuf)+n]
+	ev.targetBuf = ev.targetBuf[:len(ev.targetBuf)+n]
+	for i, p := range ev.svc.members {
+		t[i] = noTarget
+		if target, ok := sp.targetPort(p); ok {
+			t[i] = target
+		}
+	}
+	ev.portTargets[pi] = t
+	return t
+}
+
+// samePeerAuths reports whether two lists are one: the namespace's own,
+// read by both envs.
+func samePeerAuths(a, b []*peerAuth) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // failing returns the failing endpoints of svc's port pi (or its subset)
@@ -150,7 +194,7 @@ func (ev *serviceEval) failing(e, pi int, subset string, dr *mergedRule) bitset 
 	ev.words = ev.words[:len(ev.words)+n]
 	clear(out)
 	c := ev.envs[e].clusterWith(ev.chain(e), ev.svc, ev.svc.ports[pi], subset, dr)
-	c.modes = ev.serverModes(e, pi)
+	c.modes, c.targets = ev.serverModes(e, pi), ev.targetPorts(pi)
 	c.each(func(i int, _ endpoint, sm serverPolicy, w Wire) {
 		if !Compatible(sm.mode, w) {
 			out[i/64] |= 1 << (i % 64)

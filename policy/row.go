@@ -94,9 +94,14 @@ type cluster struct {
 	// servers resolves the endpoints' PeerAuthentications.
 	servers paChain
 	// modes, when set, are the server policies of svc.members on this
-	// port, computed once for all the clusters of the port.
-	modes []serverPolicy
+	// port, computed once for all the clusters of the port; targets, when
+	// set, their target ports (noTarget for none).
+	modes   []serverPolicy
+	targets []int32
 }
+
+// noTarget marks a member that does not serve a service port.
+const noTarget = -1
 
 // cluster works out the client side of (service port, subset) under rule dr.
 func (e *env) cluster(svc *service, sp servicePort, subset string, dr *mergedRule) cluster {
@@ -153,9 +158,16 @@ func (c *cluster) each(fn func(member int, ep endpoint, sm serverPolicy, w Wire)
 		if !subsetOf(c.subsetLabels, p.labels) {
 			continue
 		}
-		target, ok := c.port.targetPort(p)
-		if !ok {
-			continue
+		var target int32
+		if c.targets != nil {
+			if target = c.targets[i]; target == noTarget {
+				continue
+			}
+		} else {
+			var ok bool
+			if target, ok = c.port.targetPort(p); !ok {
+				continue
+			}
 		}
 		var sm serverPolicy
 		switch {
