@@ -120,9 +120,14 @@ func (ev *serviceEval) evaluate(svc *service) {
 	}
 	for _, p := range ev.pairs {
 		generic := p.after.Namespace == ""
-		drB, drA := before.destinationRule(p.before, svc), after.destinationRule(p.after, svc)
-		if drB == drA && ev.scope.kind == kindDestinationRule {
-			continue // the same rule, untouched by the write
+		var drB, drA *mergedRule
+		switch drB = before.destinationRule(p.before, svc); ev.scope.kind {
+		case kindPeerAuthentication:
+			drA = drB // the write leaves rules and views alone
+		default:
+			if drA = after.destinationRule(p.after, svc); drA == drB {
+				continue // the same rule, untouched by the write
+			}
 		}
 		for pi, sp := range svc.ports {
 			for _, subset := range ev.targets(drB, drA) {
