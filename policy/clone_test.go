@@ -3,17 +3,20 @@ package policy
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
 	networkingapi "istio.io/api/networking/v1alpha3"
 	securityapi "istio.io/api/security/v1beta1"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
-	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/mtlsguard/mtlsguard/internal/meshgen"
 )
 
 // render prints the full table with every endpoint verdict, the form the
@@ -36,13 +39,13 @@ func render(t *testing.T, st *State) string {
 
 // randomObject is one object of a small universe in which every kind of
 // event collides often: three namespaces, three apps, pods with and
-// without sidecars, policies and rules at every level.
+// without sidecars (some finished), policies and rules at every level, the
+// mesh ConfigMap.
 func randomObject(r *rand.Rand) runtime.Object {
 	ns := fmt.Sprintf("ns%d", r.IntN(3))
 	app := fmt.Sprintf("app%d", r.IntN(3))
 	modes := []securityapi.PeerAuthentication_MutualTLS_Mode{securityapi.PeerAuthentication_MutualTLS_UNSET, securityapi.PeerAuthentication_MutualTLS_PERMISSIVE, securityapi.PeerAuthentication_MutualTLS_STRICT, securityapi.PeerAuthentication_MutualTLS_DISABLE}
-	tls := []networkingapi.ClientTLSSettings_TLSmode{networkingapi.ClientTLSSettings_DISABLE, networkingapi.ClientTLSSettings_ISTIO_MUTUAL}
-	switch r.IntN(6) {
+	switch r.IntN(7) {
 	case 0:
 		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{InjectionLabel: []string{"enabled", "disabled"}[r.IntN(2)]}}}
 	case 1:
@@ -56,23 +59,38 @@ func randomObject(r *rand.Rand) runtime.Object {
 		if r.IntN(2) == 0 {
 			extra = map[string]string{"version": "v1"}
 		}
-		return podOf(ns, fmt.Sprintf("%s-%d", app, r.IntN(4)), app, r.IntN(4) != 0, extra)
+		p := podOf(ns, fmt.Sprintf("%s-%d", app, r.IntN(4)), app, r.IntN(4) != 0, extra)
+		if r.IntN(8) == 0 {
+			p.Status.Phase = corev1.PodSucceeded
+		}
+		return p
 	case 3:
 		if r.IntN(2) == 0 {
 			return pa(ns, "default", modes[r.IntN(4)])
 		}
 		return pa(ns, app, modes[r.IntN(4)], paSelector(map[string]string{"app": app}), paPort(8080, modes[r.IntN(4)]))
+	case 6:
+		if r.IntN(3) != 0 {
+			return randomDR(r, ns, app)
+		}
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: MeshConfigMapName, Namespace: "istio-system"},
+			Data: map[string]string{"mesh": []string{"", "enableAutoMtls: false", "defaultDestinationRuleExportTo: [.]"}[r.IntN(3)]}}
 	default:
-		host := []string{app, "*.local", "*." + ns + ".svc.cluster.local"}[r.IntN(3)]
-		opts := []drOpt{drTLS(tls[r.IntN(2)])}
-		if r.IntN(3) == 0 {
-			opts = append(opts, drSelector(map[string]string{"app": app}))
-		}
-		if r.IntN(3) == 0 {
-			opts = append(opts, drSubset("v1", map[string]string{"version": "v1"}, nil))
-		}
-		return dr(ns, "r-"+app, host, opts...)
+		return randomDR(r, ns, app)
 	}
+}
+
+func randomDR(r *rand.Rand, ns, app string) *networkingv1.DestinationRule {
+	tls := []networkingapi.ClientTLSSettings_TLSmode{networkingapi.ClientTLSSettings_DISABLE, networkingapi.ClientTLSSettings_ISTIO_MUTUAL}
+	host := []string{app, "*.local", "*." + ns + ".svc.cluster.local"}[r.IntN(3)]
+	opts := []drOpt{drTLS(tls[r.IntN(2)])}
+	if r.IntN(3) == 0 {
+		opts = append(opts, drSelector(map[string]string{"app": app}))
+	}
+	if r.IntN(3) == 0 {
+		opts = append(opts, drSubset("v1", map[string]string{"version": "v1"}, nil))
+	}
+	return dr(ns, "r-"+app, host, opts...)
 }
 
 func key(o runtime.Object) string {
@@ -87,57 +105,69 @@ func key(o runtime.Object) string {
 // while the cache moves on.
 func TestClonedStatesStayIndependent(t *testing.T) {
 	for seed := uint64(1); seed <= 12; seed++ {
-		r := rand.New(rand.NewPCG(seed, 7))
-		live := map[string]runtime.Object{}
-		st := mustState(t, Snapshot{})
-		type version struct {
-			st    *State
-			table string
+		checkIncremental(t, rand.New(rand.NewPCG(seed, 7)), 60)
+	}
+}
+
+// FuzzApplyRemove is TestClonedStatesStayIndependent with the events drawn
+// from the fuzzer's bytes.
+func FuzzApplyRemove(f *testing.F) {
+	for _, seed := range []string{"", "events", "0123456789abcdef0123456789abcdef", strings.Repeat("\x00", 80), strings.Repeat("\xff", 80)} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkIncremental(t, meshgen.Rand(data), 40)
+	})
+}
+
+// checkIncremental applies steps random events (randomObject), each to a
+// Clone of the previous state, and checks every state against NewState of
+// the objects live at that point, and every earlier state against its own
+// table once all events ran.
+func checkIncremental(t *testing.T, r *rand.Rand, steps int) {
+	t.Helper()
+	live := map[string]runtime.Object{}
+	st := mustState(t, Snapshot{})
+	type version struct {
+		st    *State
+		table string
+	}
+	var versions []version
+	var events []string
+	for step := 0; step < steps; step++ {
+		next := st.Clone()
+		o := randomObject(r)
+		if old, ok := live[key(o)]; ok && r.IntN(3) == 0 {
+			delete(live, key(o))
+			events = append(events, "remove "+key(old))
+			if err := next.Remove(old); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			live[key(o)] = o
+			if p, ok := o.(*corev1.Pod); ok && terminated(p) {
+				delete(live, key(o)) // a finished pod is no endpoint: NewState leaves it out too
+			}
+			events = append(events, "apply "+key(o))
+			if err := next.Apply(o); err != nil {
+				t.Fatal(err)
+			}
 		}
-		var versions []version
-		for step := 0; step < 60; step++ {
-			next := st.Clone()
-			o := randomObject(r)
-			if old, ok := live[key(o)]; ok && r.IntN(3) == 0 {
-				delete(live, key(o))
-				if err := next.Remove(old); err != nil {
-					t.Fatal(err)
-				}
-			} else {
-				live[key(o)] = o
-				if err := next.Apply(o); err != nil {
-					t.Fatal(err)
-				}
-			}
-			var snap Snapshot
-			for _, o := range live {
-				switch o := o.(type) {
-				case *corev1.Namespace:
-					snap.Namespaces = append(snap.Namespaces, o)
-				case *corev1.Service:
-					snap.Services = append(snap.Services, o)
-				case *corev1.Pod:
-					snap.Pods = append(snap.Pods, o)
-				case *securityv1.PeerAuthentication:
-					snap.PeerAuthentications = append(snap.PeerAuthentications, o)
-				case *networkingv1.DestinationRule:
-					snap.DestinationRules = append(snap.DestinationRules, o)
-				}
-			}
-			got, want := render(t, next), render(t, mustState(t, snap))
-			if got != want {
-				t.Fatalf("seed %d step %d: incremental state differs from a fresh one\n--- incremental\n%s--- fresh\n%s", seed, step, got, want)
-			}
-			if next.totalViews != mustState(t, snap).totalViews {
-				t.Fatalf("seed %d step %d: %d views counted, want %d", seed, step, next.totalViews, mustState(t, snap).totalViews)
-			}
-			versions = append(versions, version{next, got})
-			st = next
+		snap := snapshotOf(t, slices.Collect(maps.Values(live)))
+		fresh := mustState(t, snap)
+		got, want := render(t, next), render(t, fresh)
+		if got != want {
+			t.Fatalf("after %v: incremental state differs from a fresh one\n--- incremental\n%s--- fresh\n%s", events, got, want)
 		}
-		for i, v := range versions {
-			if got := render(t, v.st); got != v.table {
-				t.Fatalf("seed %d: version %d changed after later events", seed, i)
-			}
+		if next.totalViews != fresh.totalViews {
+			t.Fatalf("after %v: %d views counted, want %d", events, next.totalViews, fresh.totalViews)
+		}
+		versions = append(versions, version{next, got})
+		st = next
+	}
+	for i, v := range versions {
+		if got := render(t, v.st); got != v.table {
+			t.Fatalf("after %v: version %d changed after later events", events, i)
 		}
 	}
 }

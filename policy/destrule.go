@@ -25,7 +25,12 @@ func (m *mergedRule) ref() string {
 	return m.first.name + "/" + m.first.namespace
 }
 
+// subset finds a subset by name; a nil rule (no rule for the host) has
+// none.
 func (m *mergedRule) subset(name string) *networkingapi.Subset {
+	if m == nil {
+		return nil
+	}
 	for _, s := range m.subsets {
 		if s.GetName() == name {
 			return s
