@@ -137,6 +137,8 @@ func request(t *testing.T, op admissionv1.Operation, obj, old runtime.Object) ad
 func testValidator(t *testing.T, k kind, s *Store, mutate ...func(*Options)) *validator {
 	t.Helper()
 	o := DefaultOptions()
+	// Names everything, unless a test asks for disclosure.go's filter.
+	o.Disclose = DiscloseAll
 	for _, m := range mutate {
 		m(&o)
 	}

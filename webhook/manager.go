@@ -61,6 +61,12 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (manager.Manager, err
 		return nil, err
 	}
 	tlsOpts := []func(*tls.Config){secureTLS}
+	// Closed when the manager begins to stop: the webhook server drains.
+	drain := make(chan struct{})
+	access, err := newAccessReviewer(cfg, o)
+	if err != nil {
+		return nil, err
+	}
 	mgr, err := manager.New(cfg, manager.Options{
 		Scheme: mtlsscheme.New(),
 		Cache: cache.Options{
@@ -74,12 +80,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (manager.Manager, err
 				},
 			},
 		},
-		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{
-			Host:    o.Host,
-			Port:    o.Port,
-			CertDir: o.CertDir,
-			TLSOpts: tlsOpts,
-		}),
+		WebhookServer:          newServer(o, drain),
 		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress, TLSOpts: tlsOpts},
 		HealthProbeBindAddress: o.HealthProbeBindAddress,
 		// Every replica answers admission requests from its own cache; the
@@ -95,10 +96,18 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (manager.Manager, err
 	if err := watch(ctx, mgr, store); err != nil {
 		return nil, err
 	}
+	// Runnables that need no leader stop first, before the webhook server.
+	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
+		<-ctx.Done()
+		close(drain)
+		return nil
+	})); err != nil {
+		return nil, err
+	}
 	if err := addAudit(mgr, store, o); err != nil {
 		return nil, err
 	}
-	if err := Register(mgr.GetWebhookServer(), store, o); err != nil {
+	if err := Register(mgr.GetWebhookServer(), store, o, access); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -114,13 +123,17 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (manager.Manager, err
 }
 
 // Register serves the admission webhooks from store on srv, at
-// /validate/destinationrules and /validate/peerauthentications.
-func Register(srv ctrlwebhook.Server, store *Store, o Options) error {
+// /validate/destinationrules and /validate/peerauthentications. access
+// answers what a requester may read, for --disclose=permitted; nil names
+// nothing a requester may not have written themselves.
+func Register(srv ctrlwebhook.Server, store *Store, o Options, access AccessReviewer) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
 	for _, k := range []kind{destinationRules, peerAuthentications} {
-		srv.Register(k.path, &admission.Webhook{Handler: newValidator(k, store, o)})
+		v := newValidator(k, store, o)
+		v.access = access
+		srv.Register(k.path, &admission.Webhook{Handler: v})
 	}
 	return nil
 }

@@ -52,6 +52,17 @@ const (
 	OnTimeoutDeny OnTimeout = "deny"
 )
 
+// Disclose is what a denial or a warning names.
+type Disclose string
+
+const (
+	// DisclosePermitted names only the namespaces, services and policies
+	// the requester may get (SubjectAccessReview); the others are counted.
+	DisclosePermitted Disclose = "permitted"
+	// DiscloseAll names everything, as tls-check does for a cluster admin.
+	DiscloseAll Disclose = "all"
+)
+
 // Options configures the webhook. DefaultOptions returns the defaults; a
 // zero string or port is also defaulted, by Options.Validate.
 type Options struct {
@@ -94,8 +105,24 @@ type Options struct {
 	AutoMTLS bool
 	// ClusterDomain is the DNS suffix of services. Defaults to cluster.local.
 	ClusterDomain string
+	// ClientCAFile, when set, is a PEM bundle of the CAs whose client
+	// certificates the webhook server requires: the API server's
+	// (AdmissionConfiguration). Read at start.
+	ClientCAFile string
+	// ShutdownDelay is how long the webhook server reports unready and
+	// serves on after the process is told to stop, so that the API server
+	// sends to the other replicas before this one closes. Defaults to 5s.
+	ShutdownDelay time.Duration
+	// Disclose is what a denial or warning names: DiscloseAll, or
+	// DisclosePermitted (only what the requester may read). Defaults to
+	// DisclosePermitted.
+	Disclose Disclose
 	// Audit configures the background audit and its leader election.
 	Audit audit.Options
+
+	// limits, set only by this package's tests, replaces the webhook
+	// server's timeouts and body limit.
+	limits *serverLimits
 
 	// slow, set only by this module's tests (see seam.go), makes every
 	// decision slow. A pointer keeps Options comparable.
@@ -113,6 +140,8 @@ func DefaultOptions() Options {
 		Unsynced:               UnsyncedAllow,
 		DecisionTimeout:        2 * time.Second,
 		OnTimeout:              OnTimeoutAllow,
+		ShutdownDelay:          5 * time.Second,
+		Disclose:               DisclosePermitted,
 		RootNamespace:          m.RootNamespace,
 		AutoMTLS:               m.AutoMTLS,
 		ClusterDomain:          m.ClusterDomain,
@@ -132,6 +161,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Var(&enumFlag[Unsynced]{&o.Unsynced, []Unsynced{UnsyncedAllow, UnsyncedDeny}}, "unsynced", "answer to requests that arrive before the cache has synced: allow (unchecked, with a warning) or deny (503)")
 	fs.Var((*positiveDuration)(&o.DecisionTimeout), "decision-timeout", "time to answer a request; a decision not finished by then is answered by --on-timeout (keep below the webhook's timeoutSeconds)")
 	fs.Var(&enumFlag[OnTimeout]{&o.OnTimeout, []OnTimeout{OnTimeoutAllow, OnTimeoutDeny}}, "on-timeout", "answer to a decision past --decision-timeout: allow (unchecked, with a warning) or deny (503; audit-mode namespaces are still admitted)")
+	fs.StringVar(&o.ClientCAFile, "client-ca-file", o.ClientCAFile, "PEM file of the CAs whose client certificate the webhook server requires (the API server's, see README); empty: no client certificate asked")
+	fs.Var((*positiveDuration)(&o.ShutdownDelay), "shutdown-delay", "on SIGTERM, how long the webhook server reports unready and keeps serving before it stops accepting requests")
+	fs.Var(&enumFlag[Disclose]{&o.Disclose, []Disclose{DisclosePermitted, DiscloseAll}}, "disclose", "what a denial or warning names: permitted (only the namespaces, services and policies the requester may get; the rest are counted) or all")
 	fs.StringVar(&o.RootNamespace, "root-namespace", o.RootNamespace, "Istio's root namespace (mesh-wide policies and the istio ConfigMap); the ConfigMap's rootNamespace wins")
 	fs.BoolVar(&o.AutoMTLS, "auto-mtls", o.AutoMTLS, "Istio's enableAutoMtls, unless the istio ConfigMap sets it")
 	fs.StringVar(&o.ClusterDomain, "cluster-domain", o.ClusterDomain, "DNS domain of services")
@@ -162,6 +194,12 @@ func (o *Options) Validate() error {
 	if o.OnTimeout == "" {
 		o.OnTimeout = d.OnTimeout
 	}
+	if o.ShutdownDelay == 0 {
+		o.ShutdownDelay = d.ShutdownDelay
+	}
+	if o.Disclose == "" {
+		o.Disclose = d.Disclose
+	}
 	if o.RootNamespace == "" {
 		o.RootNamespace = d.RootNamespace
 	}
@@ -179,6 +217,10 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("decision timeout %v: must be positive", o.DecisionTimeout)
 	case o.OnTimeout != OnTimeoutAllow && o.OnTimeout != OnTimeoutDeny:
 		return fmt.Errorf("on timeout %q: must be allow or deny", o.OnTimeout)
+	case o.ShutdownDelay < 0:
+		return fmt.Errorf("shutdown delay %v: must be positive", o.ShutdownDelay)
+	case o.Disclose != DisclosePermitted && o.Disclose != DiscloseAll:
+		return fmt.Errorf("disclose %q: must be permitted or all", o.Disclose)
 	}
 	return o.Audit.Validate()
 }

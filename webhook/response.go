@@ -89,9 +89,10 @@ func timeoutMessage(o object, timeout time.Duration) string {
 		"retry when the cluster is quieter, or check the change with tls-check", o, timeout)
 }
 
-// forbidden denies a write that creates new conflicts (enforce mode).
-// Warnings are kept: they explain the mode, not the conflicts.
-func forbidden(o object, v verdict, warnings []string) admission.Response {
+// forbidden denies a write that creates new conflicts (enforce mode),
+// showing the requester v; the audit log gets full. Warnings are kept:
+// they explain the mode, not the conflicts.
+func forbidden(o object, v, full verdict, warnings []string) admission.Response {
 	status := metav1.Status{
 		Status:  metav1.StatusFailure,
 		Code:    http.StatusForbidden,
@@ -100,15 +101,15 @@ func forbidden(o object, v verdict, warnings []string) admission.Response {
 		Details: &metav1.StatusDetails{Group: o.kind.gk.Group, Kind: o.kind.resource, Name: o.name},
 	}
 	resp := admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &status}}
-	resp.AuditAnnotations = auditAnnotations(decisionDenied, v)
+	resp.AuditAnnotations = auditAnnotations(decisionDenied, full)
 	return resp.WithWarnings(warnings...)
 }
 
 // audited admits a write that creates new conflicts (audit mode), with one
-// warning per conflict.
-func audited(v verdict, warnings []string, domain string) admission.Response {
+// warning per conflict of v; the audit log gets full.
+func audited(v, full verdict, warnings []string, domain string) admission.Response {
 	resp := allowed(append(warnings, conflictWarnings(v, domain)...)...)
-	resp.AuditAnnotations = auditAnnotations(decisionAudited, v)
+	resp.AuditAnnotations = auditAnnotations(decisionAudited, full)
 	return resp
 }
 

@@ -156,8 +156,9 @@ type conflict struct {
 	// columns are HOST:PORT, STATUS, SERVER, CLIENT, AUTHN POLICY and
 	// DESTINATION RULE.
 	columns []string
-	// namespaces are the first maxNamespaces client namespaces, sorted;
-	// moreNamespaces counts the others.
+	// namespaces are the client namespaces, sorted: all of them as decide
+	// returns them, the first maxNamespaces once capped; moreNamespaces
+	// counts the others.
 	namespaces     []string
 	moreNamespaces int
 }
@@ -192,13 +193,7 @@ func (s *Store) decide(ctx context.Context, ch policy.Change) (verdict, error) {
 		}
 		slices.Sort(ns)
 		ns = slices.Compact(ns)
-		c := conflict{columns: k[:]}
-		if len(ns) > maxNamespaces {
-			c.moreNamespaces = len(ns) - maxNamespaces
-			ns = ns[:maxNamespaces]
-		}
-		c.namespaces = ns
-		v.conflicts = append(v.conflicts, c)
+		v.conflicts = append(v.conflicts, conflict{columns: k[:], namespaces: ns})
 	}
 	return v, nil
 }

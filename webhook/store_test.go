@@ -134,7 +134,7 @@ func TestOptions(t *testing.T) {
 		t.Errorf("zero options validate to %+v, want %+v", o, d)
 	}
 	for _, bad := range []Options{{DefaultMode: Off}, {DefaultMode: "strict"}, {Unsynced: "maybe"}, {Port: 70000},
-		{DecisionTimeout: -time.Second}, {OnTimeout: "retry"}} {
+		{DecisionTimeout: -time.Second}, {OnTimeout: "retry"}, {Disclose: "some"}, {ShutdownDelay: -time.Second}} {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v: no error", bad)
 		}
@@ -151,19 +151,22 @@ func TestFlags(t *testing.T) {
 	err := fs.Parse([]string{"--default-mode=audit", "--unsynced=deny", "--auto-mtls=false", "--root-namespace=mesh",
 		"--cluster-domain=example.org", "--webhook-port=8443", "--webhook-host=127.0.0.1", "--cert-dir=/certs",
 		"--health-probe-bind-address=:9081", "--metrics-bind-address=0", "--decision-timeout=750ms", "--on-timeout=deny",
-		"--report-api=wgpolicyk8s", "--leader-elect=false", "--leader-election-namespace=ops"})
+		"--report-api=wgpolicyk8s", "--leader-elect=false", "--leader-election-namespace=ops",
+		"--client-ca-file=/ca.pem", "--shutdown-delay=1s", "--disclose=all"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Options{Host: "127.0.0.1", Port: 8443, CertDir: "/certs", HealthProbeBindAddress: ":9081", MetricsBindAddress: "0",
 		DefaultMode: Audit, Unsynced: UnsyncedDeny, DecisionTimeout: 750 * time.Millisecond, OnTimeout: OnTimeoutDeny,
 		RootNamespace: "mesh", AutoMTLS: false, ClusterDomain: "example.org",
+		ClientCAFile: "/ca.pem", ShutdownDelay: time.Second, Disclose: DiscloseAll,
 		Audit: audit.Options{ReportAPI: audit.WGPolicy, LeaderElect: false, LeaderElectionNamespace: "ops"}}
 	if o != want {
 		t.Errorf("options %+v, want %+v", o, want)
 	}
 	for _, arg := range []string{"--default-mode=off", "--default-mode=Enforce", "--unsynced=yes", "--report-api=policyreport",
-		"--decision-timeout=0", "--decision-timeout=-1s", "--decision-timeout=2", "--on-timeout=wait"} {
+		"--decision-timeout=0", "--decision-timeout=-1s", "--decision-timeout=2", "--on-timeout=wait",
+		"--disclose=none", "--shutdown-delay=0"} {
 		o := DefaultOptions()
 		fs := pflag.NewFlagSet("mtlsguard", pflag.ContinueOnError)
 		fs.SetOutput(io.Discard)

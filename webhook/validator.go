@@ -51,8 +51,11 @@ type validator struct {
 	timeout   time.Duration
 	onTimeout OnTimeout
 	decide    decideFunc
-	decoder   runtime.Decoder
-	now       func() time.Time
+	// disclose and access decide what a response names (disclosure.go).
+	disclose Disclose
+	access   AccessReviewer
+	decoder  runtime.Decoder
+	now      func() time.Time
 }
 
 // decideFunc asks the engine which conflicts a change creates. It should
@@ -70,6 +73,7 @@ func newValidator(k kind, store *Store, o Options) *validator {
 		timeout:   o.DecisionTimeout,
 		onTimeout: o.OnTimeout,
 		decide:    store.decide,
+		disclose:  o.Disclose,
 		decoder:   serializer.NewCodecFactory(mtlsscheme.New()).UniversalDeserializer(),
 		now:       time.Now,
 	}
@@ -147,14 +151,23 @@ func (v *validator) handle(ctx context.Context, req admission.Request) (admissio
 	case err != nil:
 		return errored(o, err), string(mode), resultError
 	}
-	switch {
-	case verdict.total == 0:
+	if verdict.total == 0 {
 		return allowed(warnings...), string(mode), resultAllowed
-	case mode == Audit:
-		return audited(verdict, warnings, v.store.clusterDomain()), string(mode), resultWarned
-	default:
-		return forbidden(o, verdict, warnings), string(mode), resultDenied
 	}
+	shown := v.shown(ctx, req, verdict)
+	if mode == Audit {
+		return audited(shown, verdict.capped(), warnings, v.store.clusterDomain()), string(mode), resultWarned
+	}
+	return forbidden(o, shown, verdict.capped(), warnings), string(mode), resultDenied
+}
+
+// shown is the verdict as the requester may see it (--disclose).
+func (v *validator) shown(ctx context.Context, req admission.Request, full verdict) verdict {
+	if v.disclose == DiscloseAll {
+		return full.capped()
+	}
+	d := disclosure{access: v.access, user: req.UserInfo, namespace: req.Namespace, object: req.Name, domain: v.store.clusterDomain()}
+	return d.filter(ctx, full)
 }
 
 // decideBy runs the decision and returns by the time ctx is done, with

@@ -12,6 +12,7 @@ import (
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -49,9 +50,10 @@ func TestChartTemplate(t *testing.T) {
 		"default: cert-manager issues the certificate and injects the CA": {
 			check: func(t *testing.T, o objects) {
 				want := map[string]int{
-					"ServiceAccount": 1, "ClusterRole": 2, "ClusterRoleBinding": 2, "Role": 2, "RoleBinding": 2,
+					"ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 3, "Role": 2, "RoleBinding": 2,
 					"Service": 1, "Deployment": 1, "PodDisruptionBudget": 1, "ValidatingWebhookConfiguration": 1,
-					"Issuer": 2, "Certificate": 2, "Secret": 2,
+					"NetworkPolicy": 1,
+					"Issuer":        2, "Certificate": 2, "Secret": 2,
 				}
 				if got := o.kinds(); !maps.Equal(got, want) {
 					t.Errorf("kinds = %v, want %v", got, want)
@@ -85,7 +87,10 @@ func TestChartTemplate(t *testing.T) {
 					t.Errorf("image = %q, want %q", got, want)
 				}
 				wantArgs(t, d, "--default-mode=enforce", "--unsynced=allow", "--metrics-bind-address=:8080", "--root-namespace=istio-system",
-					"--decision-timeout=2s", "--on-timeout=allow", "--report-api=auto", "--leader-elect=true")
+					"--decision-timeout=2s", "--on-timeout=allow", "--report-api=auto", "--leader-elect=true", "--disclose=permitted")
+				if got := networkPolicyPorts(t, o); !slices.Equal(got, []string{"webhook", "metrics"}) {
+					t.Errorf("NetworkPolicy admits ports %q, want webhook and metrics", got)
+				}
 				if got := goMemLimit(t, d); got == nil || got.Resource != "limits.memory" {
 					t.Errorf("GOMEMLIMIT from %+v, want limits.memory", got)
 				}
@@ -269,6 +274,9 @@ func TestChartTemplate(t *testing.T) {
 				if got := servicePorts(t, o); !slices.Equal(got, []string{"webhook"}) {
 					t.Errorf("Service ports = %q, want webhook only", got)
 				}
+				if got := networkPolicyPorts(t, o); !slices.Equal(got, []string{"webhook"}) {
+					t.Errorf("NetworkPolicy admits ports %q, want webhook only", got)
+				}
 			},
 		},
 		"ServiceMonitor": {
@@ -449,6 +457,22 @@ func servingSecretOf(t *testing.T, o objects) string {
 	}
 	t.Fatal("the Deployment has no serving-cert Secret volume")
 	return ""
+}
+
+// networkPolicyPorts are the ports the NetworkPolicy admits, by name.
+func networkPolicyPorts(t *testing.T, o objects) []string {
+	t.Helper()
+	np := typed[networkingv1.NetworkPolicy](t, o.find(t, "NetworkPolicy", "mtlsguard"))
+	var out []string
+	for _, rule := range np.Spec.Ingress {
+		if len(rule.From) != 0 {
+			t.Errorf("NetworkPolicy rule limited to %v", rule.From)
+		}
+		for _, p := range rule.Ports {
+			out = append(out, p.Port.String())
+		}
+	}
+	return out
 }
 
 func servicePorts(t *testing.T, o objects) []string {

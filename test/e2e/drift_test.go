@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"maps"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -15,6 +16,7 @@ import (
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 )
@@ -58,7 +60,7 @@ func TestChartMatchesManifests(t *testing.T) {
 	t.Run("RBAC", func(t *testing.T) {
 		// The cache's read-only rules, and the audit's reports, Events and
 		// leader election Lease.
-		for _, name := range []string{"mtlsguard", "mtlsguard-audit"} {
+		for _, name := range []string{"mtlsguard", "mtlsguard-audit", "mtlsguard-disclosure"} {
 			cr := typed[rbacv1.ClusterRole](t, chart.find(t, "ClusterRole", name))
 			kr := typed[rbacv1.ClusterRole](t, kust.find(t, "ClusterRole", name))
 			same(t, "ClusterRole "+name+" rules", cr.Rules, kr.Rules)
@@ -70,7 +72,7 @@ func TestChartMatchesManifests(t *testing.T) {
 			same(t, "Role "+name+" rules", crole.Rules, krole.Rules)
 		}
 		for kind, names := range map[string][]string{
-			"ClusterRoleBinding": {"mtlsguard", "mtlsguard-audit"},
+			"ClusterRoleBinding": {"mtlsguard", "mtlsguard-audit", "mtlsguard-disclosure"},
 			"RoleBinding":        {"mtlsguard", "mtlsguard-leader-election"},
 		} {
 			for _, name := range names {
@@ -148,6 +150,34 @@ func TestChartMatchesManifests(t *testing.T) {
 		cb := typed[policyv1.PodDisruptionBudget](t, chart.find(t, "PodDisruptionBudget", "mtlsguard"))
 		kb := typed[policyv1.PodDisruptionBudget](t, kust.find(t, "PodDisruptionBudget", "mtlsguard"))
 		same(t, "minAvailable", cb.Spec.MinAvailable, kb.Spec.MinAvailable)
+	})
+
+	t.Run("NetworkPolicy", func(t *testing.T) {
+		c := typed[networkingv1.NetworkPolicy](t, chart.find(t, "NetworkPolicy", "mtlsguard"))
+		k := typed[networkingv1.NetworkPolicy](t, kust.find(t, "NetworkPolicy", "mtlsguard"))
+		same(t, "policyTypes", c.Spec.PolicyTypes, k.Spec.PolicyTypes)
+		same(t, "ingress", c.Spec.Ingress, k.Spec.Ingress)
+		same(t, "egress", c.Spec.Egress, k.Spec.Egress)
+		// Each selects its own Deployment's pods (the chart's selector
+		// labels, manifests/' name label).
+		for what, o := range map[string]objects{"chart": chart, "manifests/": kust} {
+			np := typed[networkingv1.NetworkPolicy](t, o.find(t, "NetworkPolicy", "mtlsguard"))
+			d := typed[appsv1.Deployment](t, o.find(t, "Deployment", "mtlsguard"))
+			if !maps.Equal(np.Spec.PodSelector.MatchLabels, d.Spec.Selector.MatchLabels) || len(np.Spec.PodSelector.MatchExpressions) != 0 {
+				t.Errorf("%s: NetworkPolicy selects %v, the Deployment's pods are %v", what, np.Spec.PodSelector, d.Spec.Selector.MatchLabels)
+			}
+			ports := map[string]bool{}
+			for _, p := range d.Spec.Template.Spec.Containers[0].Ports {
+				ports[p.Name] = true
+			}
+			for _, rule := range np.Spec.Ingress {
+				for _, p := range rule.Ports {
+					if !ports[p.Port.String()] {
+						t.Errorf("%s: NetworkPolicy admits port %s, which the container does not name", what, p.Port)
+					}
+				}
+			}
+		}
 	})
 
 	t.Run("cert-manager", func(t *testing.T) {

@@ -38,6 +38,8 @@ func mayDoNothingMore(ctx context.Context, t *testing.T, c *cluster, sa string) 
 		{"patch", "events.events.k8s.io", "default"},
 		{"update", "leases.coordination.k8s.io", namespace},
 		{"create", "leases.coordination.k8s.io", namespace},
+		// What a denial may name (manifests/base/rbac-disclosure.yaml).
+		{"create", "subjectaccessreviews.authorization.k8s.io", ""},
 	} {
 		if !allowed(ctx, t, c, user, q) {
 			t.Errorf("%s may not %s %s in %q; want it may", user, q.verb, q.resource, q.namespace)
@@ -55,6 +57,8 @@ func mayDoNothingMore(ctx context.Context, t *testing.T, c *cluster, sa string) 
 		{"get", "events.events.k8s.io", "default"},
 		{"create", "leases.coordination.k8s.io", "default"},
 		{"delete", "leases.coordination.k8s.io", namespace},
+		{"create", "localsubjectaccessreviews.authorization.k8s.io", "default"},
+		{"create", "tokenreviews.authentication.k8s.io", ""},
 	} {
 		if allowed(ctx, t, c, user, q) {
 			t.Errorf("%s may %s %s in %q; want it may not", user, q.verb, q.resource, q.namespace)

@@ -210,6 +210,7 @@ func startWebhook(t *testing.T, mutate ...func(*webhook.Options)) *running {
 	o.Host, o.Port, o.CertDir = w.LocalServingHost, w.LocalServingPort, w.LocalServingCertDir
 	o.HealthProbeBindAddress, o.MetricsBindAddress = freeAddr(t), freeAddr(t)
 	o.Audit.LeaderElectionNamespace = "default" // outside a cluster it must be named
+	o.ShutdownDelay = 10 * time.Millisecond     // nobody routes to it: stop at once
 	for _, m := range mutate {
 		m(&o)
 	}

@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -94,6 +96,18 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
 		return 1
 	}
+	// The webhook's address is fixed before the API server starts, so that
+	// its webhook kubeconfig can name it (webhookClientCertificate).
+	port, err := freeLocalPort()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
+		return 1
+	}
+	admissionConfig, err := webhookClientCertificate(tmp, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "integration: webhook client certificate: %v\n", err)
+		return 1
+	}
 	env = &envtest.Environment{
 		// A loaded CI machine can take well over envtest\'s 20 s default
 		// to start kube-apiserver.
@@ -101,12 +115,15 @@ func run(m *testing.M) int {
 		BinaryAssetsDirectory:    assets,
 		CRDs:                     crds,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
+			LocalServingHost:   "127.0.0.1",
+			LocalServingPort:   port,
 			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{webhookConfiguration()},
 		},
 	}
 	env.ControlPlane.GetAPIServer().Configure().
 		Set("audit-policy-file", policyFile).
-		Set("audit-log-path", auditLog)
+		Set("audit-log-path", auditLog).
+		Set("admission-control-config-file", admissionConfig)
 	if cfg, err = env.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "integration: start the control plane from %s: %v\n", assets, err)
 		return 1
@@ -116,6 +133,15 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "integration: stop the control plane: %v\n", err)
 	}
 	return code
+}
+
+func freeLocalPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // binaryAssets returns the directory holding kube-apiserver, etcd and

@@ -386,7 +386,7 @@ func serveUnsynced(t *testing.T, u webhook.Unsynced) *webhook.Store {
 	srv := ctrlwebhook.NewServer(ctrlwebhook.Options{Host: w.LocalServingHost, Port: w.LocalServingPort, CertDir: w.LocalServingCertDir})
 	o := webhook.DefaultOptions()
 	o.Unsynced = u
-	if err := webhook.Register(srv, store, o); err != nil {
+	if err := webhook.Register(srv, store, o, nil); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
