@@ -32,6 +32,10 @@
 //     namespace policies only; headless services are all or nothing) and the
 //     per-endpoint tlsMode metadata, which honours the endpoint's own workload
 //     and port-level DISABLE.
+//   - Identity: a sidecar endpoint's certificate is
+//     spiffe://<trustDomain>/ns/<ns>/sa/<serviceAccount>; an ISTIO_MUTUAL or
+//     MUTUAL rule with tls.subjectAltNames rejects endpoints not listed
+//     there (core/cluster_tls.go buildUpstreamTLSSettings; identity.go).
 //
 // # Choices where Istio leaves room
 //

@@ -18,11 +18,16 @@ type Mesh struct {
 	// DefaultDestinationRuleExportTo is MeshConfig.defaultDestinationRuleExportTo.
 	// Empty means "*". Istio honours only "." and "*" here.
 	DefaultDestinationRuleExportTo []string
+	// TrustDomain is MeshConfig.trustDomain: the trust domain of every
+	// workload identity (identity.go). Empty means cluster.local.
+	TrustDomain string
+	// TrustDomainAliases is MeshConfig.trustDomainAliases.
+	TrustDomainAliases []string
 }
 
 // DefaultMesh returns Istio's defaults (pkg/config/mesh DefaultMeshConfig).
 func DefaultMesh() Mesh {
-	return Mesh{RootNamespace: "istio-system", AutoMTLS: true, ClusterDomain: "cluster.local"}
+	return Mesh{RootNamespace: "istio-system", AutoMTLS: true, ClusterDomain: "cluster.local", TrustDomain: "cluster.local"}
 }
 
 // MeshConfigMapName is the ConfigMap in the root namespace whose "mesh" key
@@ -34,6 +39,8 @@ type meshConfig struct {
 	RootNamespace                  *string  `json:"rootNamespace,omitempty"`
 	EnableAutoMtls                 *bool    `json:"enableAutoMtls,omitempty"`
 	DefaultDestinationRuleExportTo []string `json:"defaultDestinationRuleExportTo,omitempty"`
+	TrustDomain                    *string  `json:"trustDomain,omitempty"`
+	TrustDomainAliases             []string `json:"trustDomainAliases,omitempty"`
 }
 
 // WithConfigMap returns m overlaid with the MeshConfig in cm's "mesh" key.
@@ -56,6 +63,7 @@ func (m Mesh) WithConfigMap(cm *corev1.ConfigMap) (Mesh, error) {
 	if mc.DefaultDestinationRuleExportTo != nil {
 		m.DefaultDestinationRuleExportTo = mc.DefaultDestinationRuleExportTo
 	}
+	m.overlayTrustDomain(mc.TrustDomain, mc.TrustDomainAliases)
 	return m, nil
 }
 

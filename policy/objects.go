@@ -30,6 +30,7 @@ type pod struct {
 	sidecar         bool // runs an Istio proxy
 	tlsIstio        bool // security.istio.io/tlsMode=istio: auto mTLS may send mTLS
 	namedPorts      map[string]int32
+	serviceAccount  string // the workload identity's account (identity.go)
 }
 
 func (p *pod) key() string { return p.namespace + "/" + p.name }
@@ -68,6 +69,7 @@ func newPod(p *corev1.Pod) *pod {
 		sidecar:   HasSidecar(p),
 		tlsIstio:  p.Labels[TLSModeLabel] == "istio",
 	}
+	out.serviceAccount = serviceAccountOf(p)
 	for _, c := range p.Spec.Containers {
 		for _, cp := range c.Ports {
 			if cp.Name == "" {

@@ -195,8 +195,9 @@ func (ev *serviceEval) failing(e, pi int, subset string, dr *mergedRule) bitset 
 	clear(out)
 	c := ev.envs[e].clusterWith(ev.chain(e), ev.svc, ev.svc.ports[pi], subset, dr)
 	c.modes, c.targets = ev.serverModes(e, pi), ev.targetPorts(pi)
-	c.each(func(i int, _ endpoint, sm serverPolicy, w Wire) {
-		if !Compatible(sm.mode, w) {
+	mesh := ev.envs[e].st.mesh
+	c.each(func(i int, ep endpoint, sm serverPolicy, w Wire) {
+		if !Compatible(sm.mode, w) || (c.id.sans != nil && !c.id.accepts(mesh, ep.pod, w)) {
 			out[i/64] |= 1 << (i % 64)
 		}
 	})

@@ -30,6 +30,10 @@ type Row struct {
 	// DestinationRule names the rule the client uses (name/namespace), "-"
 	// for none.
 	DestinationRule string
+	// SubjectAltNames are the rule's tls.subjectAltNames the client checks
+	// the server's identity against (identity.go); nil when it checks the
+	// service's own accounts, or nothing.
+	SubjectAltNames []string
 	Endpoints       []Endpoint
 }
 
@@ -52,7 +56,7 @@ func (r *Row) sameContent(o *Row) bool {
 	return r.Host == o.Host && r.Port == o.Port && r.Subset == o.Subset && r.Status == o.Status &&
 		r.Server == o.Server && r.Client == o.Client && r.ClientColumn == o.ClientColumn &&
 		r.AuthnPolicy == o.AuthnPolicy && r.DestinationRule == o.DestinationRule &&
-		slices.Equal(r.Endpoints, o.Endpoints)
+		slices.Equal(r.SubjectAltNames, o.SubjectAltNames) && slices.Equal(r.Endpoints, o.Endpoints)
 }
 
 // Endpoint is the verdict for one server pod behind a row.
@@ -65,6 +69,9 @@ type Endpoint struct {
 	ClientSends Wire
 	OK          bool
 	Reason      string
+	// Identity is the pod's SPIFFE identity (identity.go); a pod without a
+	// sidecar has one but presents no certificate.
+	Identity string
 }
 
 // endpoint is a pod behind a service port, with its resolved target port.
@@ -98,6 +105,8 @@ type cluster struct {
 	// set, their target ports (noTarget for none).
 	modes   []serverPolicy
 	targets []int32
+	// id is the rule's subjectAltNames check of the server's identity.
+	id identityCheck
 }
 
 // noTarget marks a member that does not serve a service port.
@@ -132,6 +141,7 @@ func (e *env) clusterWith(servers paChain, svc *service, sp servicePort, subset 
 		}
 	}
 	c.checker = checkerMode(dr, subset, sp.port)
+	c.id = newIdentityCheck(tls)
 	return c
 }
 
@@ -222,6 +232,7 @@ func (e *env) row(svc *service, sp servicePort, subset string, dr *mergedRule) *
 		r.Client = convertTLS(c.tls.GetMode())
 	}
 	r.ClientColumn = r.Client.Column()
+	r.SubjectAltNames = c.id.sans
 	if c.tls == nil && !e.st.mesh.AutoMTLS {
 		r.ClientColumn = "HTTP"
 	}
@@ -234,6 +245,7 @@ func (e *env) row(svc *service, sp servicePort, subset string, dr *mergedRule) *
 		}
 		out.OK = Compatible(out.ServerMode, w)
 		out.Reason = reason(out.ServerMode, w)
+		c.id.apply(&out, e.st.mesh, ep.pod, w)
 		if !out.OK {
 			r.Status = Conflict
 		}

@@ -157,6 +157,14 @@ func renderTable(rows []policy.ViewRow) string {
 			}
 			fmt.Fprintf(&b, "%s -> %s => %s:%d %s (%s) sends %s %s\n",
 				r.View, r.HostPort(), ep.Pod, ep.TargetPort, ep.ServerMode, ep.AuthnPolicy, ep.ClientSends, verdict)
+			if r.SubjectAltNames != nil {
+				// Rows whose rule lists subjectAltNames also show the
+				// identity check.
+				fmt.Fprintf(&b, "    identity %s, client checks subjectAltNames %v\n", ep.Identity, r.SubjectAltNames)
+				if !ep.OK {
+					fmt.Fprintf(&b, "    reason: %s\n", ep.Reason)
+				}
+			}
 		}
 	}
 	return b.String()

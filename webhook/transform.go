@@ -15,7 +15,8 @@ const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 // namespace, name and resourceVersion; labels; the sidecar status
 // annotation's key (its value, a few hundred bytes of JSON, is not read);
 // container names and ports (name and number); the names of istio-proxy
-// init containers (native sidecars); the phase. Other objects pass through.
+// init containers (native sidecars); the service account (the workload's
+// identity); the phase. Other objects pass through.
 func StripPod(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -28,6 +29,7 @@ func StripPod(obj any) (any, error) {
 			ResourceVersion: p.ResourceVersion,
 			Labels:          p.Labels,
 		},
+		Spec:   corev1.PodSpec{ServiceAccountName: p.Spec.ServiceAccountName},
 		Status: corev1.PodStatus{Phase: p.Status.Phase},
 	}
 	if _, ok := p.Annotations[policy.SidecarStatusAnnotation]; ok {

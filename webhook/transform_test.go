@@ -62,7 +62,8 @@ func TestStripPod(t *testing.T) {
 				Name:  "hello",
 				Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 80}},
 			}},
-			InitContainers: []corev1.Container{{Name: policy.ProxyContainerName}},
+			InitContainers:     []corev1.Container{{Name: policy.ProxyContainerName}},
+			ServiceAccountName: "default",
 		},
 		Status: corev1.PodStatus{Phase: corev1.PodRunning},
 	}
@@ -108,6 +109,7 @@ func TestStripPodSameTable(t *testing.T) {
 		Status:     corev1.PodStatus{Phase: corev1.PodSucceeded},
 	}
 	namedPod := withPort(sidecarPod("default", "named-1", "named"))
+	namedPod.Spec.ServiceAccountName = "named" // its identity must survive
 	pods := []*corev1.Pod{byLabel, byContainer, byInit, plain, done, namedPod, decodePod(t, injectedPod(t))}
 	svcs := []*corev1.Service{named, service("default", "label", 80, 0), service("default", "container", 80, 0),
 		service("default", "native", 80, 0), service("default", "plain", 80, 0), service("default", "hello", 80, 0)}
@@ -133,6 +135,11 @@ func TestStripPodSameTable(t *testing.T) {
 		var b bytes.Buffer
 		if err := policy.WriteTable(&b, policy.Expand(groups), true); err != nil {
 			t.Fatal(err)
+		}
+		for _, g := range groups {
+			for _, ep := range g.Row.Endpoints {
+				b.WriteString(ep.Pod + " " + ep.Identity + "\n")
+			}
 		}
 		return b.String()
 	}

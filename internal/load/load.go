@@ -4,6 +4,7 @@
 // (networking.istio.io v1, v1beta1, v1alpha3), the mesh ConfigMap and List
 // objects of those. Every error names the source, the document and the
 // object; kinds the engine does not read are reported, not fatal.
+// authentication.istio.io documents are kept as JSON for internal/legacy.
 package load
 
 import (
@@ -38,7 +39,21 @@ type Result struct {
 	Objects []runtime.Object
 	// Skipped names documents of kinds the engine does not read.
 	Skipped []string
+	// Legacy holds the authentication.istio.io documents (v1alpha1
+	// MeshPolicy and Policy), which internal/legacy converts.
+	Legacy []Document
 }
+
+// Document is one document as JSON, with where it was read and what it
+// says it is.
+type Document struct {
+	Where string // "<source>: document <n>"
+	Kind  string
+	JSON  []byte
+}
+
+// legacyGroup holds the v1alpha1 authentication API that Istio 1.6 removed.
+const legacyGroup = "authentication.istio.io"
 
 var scheme = mtlsscheme.New()
 
@@ -166,6 +181,10 @@ func (res *Result) decode(where string, raw []byte) error {
 	name := meta.Kind + " " + meta.Metadata.Name
 	if meta.Metadata.Namespace != "" {
 		name = meta.Kind + " " + meta.Metadata.Namespace + "/" + meta.Metadata.Name
+	}
+	if gvk.Group == legacyGroup {
+		res.Legacy = append(res.Legacy, Document{Where: where, Kind: meta.Kind, JSON: js})
+		return nil
 	}
 	if !wanted(gvk) {
 		res.Skipped = append(res.Skipped, fmt.Sprintf("%s: %s (%s) is not read by tls-check", where, name, meta.APIVersion))

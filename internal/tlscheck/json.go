@@ -11,19 +11,23 @@ import (
 // JSONRow is one row of -o json for one client view: the form of a single
 // pod, of --namespace and of -A --per-view.
 type JSONRow struct {
-	Host            string         `json:"host"`
-	Port            int32          `json:"port"`
-	Subset          string         `json:"subset"`
-	ClientNamespace string         `json:"client_namespace"`
-	ClientView      string         `json:"client_view"`
-	ClientPod       string         `json:"client_pod"`
-	ClientPods      []string       `json:"client_pods"`
-	Status          string         `json:"status"`
-	Server          string         `json:"server"`
-	Client          string         `json:"client"`
-	ClientTLS       string         `json:"client_tls"`
-	AuthnPolicy     string         `json:"authn_policy"`
-	DestinationRule string         `json:"destination_rule"`
+	Host            string   `json:"host"`
+	Port            int32    `json:"port"`
+	Subset          string   `json:"subset"`
+	ClientNamespace string   `json:"client_namespace"`
+	ClientView      string   `json:"client_view"`
+	ClientPod       string   `json:"client_pod"`
+	ClientPods      []string `json:"client_pods"`
+	Status          string   `json:"status"`
+	Server          string   `json:"server"`
+	Client          string   `json:"client"`
+	ClientTLS       string   `json:"client_tls"`
+	AuthnPolicy     string   `json:"authn_policy"`
+	DestinationRule string   `json:"destination_rule"`
+	// SubjectAltNames are the rule's tls.subjectAltNames the client checks
+	// each endpoint's identity against; absent when it checks the
+	// service's own accounts, or nothing.
+	SubjectAltNames []string       `json:"subject_alt_names,omitempty"`
 	Endpoints       []JSONEndpoint `json:"endpoints"`
 }
 
@@ -39,6 +43,7 @@ type JSONGroupRow struct {
 	ClientTLS       string         `json:"client_tls"`
 	AuthnPolicy     string         `json:"authn_policy"`
 	DestinationRule string         `json:"destination_rule"`
+	SubjectAltNames []string       `json:"subject_alt_names,omitempty"`
 	Endpoints       []JSONEndpoint `json:"endpoints"`
 	// ClientViews counts the client views (namespaces, split by
 	// workloadSelector rules) behind the row.
@@ -56,6 +61,8 @@ type JSONEndpoint struct {
 	ClientSends string `json:"client_sends"`
 	OK          bool   `json:"ok"`
 	Reason      string `json:"reason"`
+	// Identity is the pod's SPIFFE identity, the URI SAN of its certificate.
+	Identity string `json:"identity"`
 }
 
 // viewRow renders r as view sees it. clientPod, when set, is the pod the
@@ -67,7 +74,7 @@ func viewRow(r *policy.Row, view policy.ClientView, clientPod string) JSONRow {
 		ClientPod: view.Pod(), ClientPods: view.Pods,
 		Status: r.Status.String(), Server: r.Server, Client: r.ClientColumn, ClientTLS: r.Client.String(),
 		AuthnPolicy: r.AuthnPolicy, DestinationRule: r.DestinationRule,
-		Endpoints: endpoints(r),
+		SubjectAltNames: r.SubjectAltNames, Endpoints: endpoints(r),
 	}
 	if clientPod != "" {
 		jr.ClientPod = clientPod
@@ -89,7 +96,7 @@ func groupRow(g policy.Group, namespaces []string) JSONGroupRow {
 		ClientNamespaces: namespaces, ClientViews: g.Views.Len(),
 		Status: r.Status.String(), Server: r.Server, Client: r.ClientColumn, ClientTLS: r.Client.String(),
 		AuthnPolicy: r.AuthnPolicy, DestinationRule: r.DestinationRule,
-		Endpoints: endpoints(r),
+		SubjectAltNames: r.SubjectAltNames, Endpoints: endpoints(r),
 	}
 }
 
@@ -100,6 +107,7 @@ func endpoints(r *policy.Row) []JSONEndpoint {
 			Pod: ep.Pod, TargetPort: ep.TargetPort, Sidecar: ep.Sidecar,
 			ServerMode: ep.ServerMode.String(), AuthnPolicy: ep.AuthnPolicy,
 			ClientSends: ep.ClientSends.String(), OK: ep.OK, Reason: ep.Reason,
+			Identity: ep.Identity,
 		})
 	}
 	return out

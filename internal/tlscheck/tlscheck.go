@@ -31,8 +31,12 @@ PeerAuthentication mode and the client's DestinationRule TLS agree.
 
 Usage:
   tls-check [-f PATH]... [POD[.NAMESPACE]] [HOST] [flags]
+  tls-check convert -f PATH... [flags]
 
-Without -f it reads the cluster of the current kubeconfig.
+Without -f it reads the cluster of the current kubeconfig. Files may hold
+the authentication.istio.io/v1alpha1 MeshPolicy and Policy of Istio 1.5 and
+earlier: they are converted to PeerAuthentications (see tls-check convert
+--help) and the table names them as written (the MeshPolicy as default/).
 Without POD it shows the client view of --namespace; -A shows every view,
 grouped: one row per service port and verdict with the client namespaces
 that see it (--per-view: one row per view).
@@ -52,10 +56,15 @@ type options struct {
 	clusterDomain string
 	kubeconfig    string
 	context       string
+	// legacyRefs names converted v1alpha1 policies (legacy.go).
+	legacyRefs map[string]string
 }
 
 // Run executes the command and returns its exit code.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "convert" {
+		return runConvert(args[1:], stdin, stdout, stderr)
+	}
 	var o options
 	fs := pflag.NewFlagSet("tls-check", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -119,6 +128,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	snap, err := load.Snapshot(res.Objects, mesh)
 	if err == nil {
+		snap, o.legacyRefs, err = withLegacy(snap, res, stderr)
+	}
+	if err == nil {
 		var st *policy.State
 		if st, err = policy.NewState(snap); err == nil {
 			return o.print(st, pos, stdout, stderr)
@@ -146,6 +158,7 @@ func (o options) print(st *policy.State, pos []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "tls-check: %v\n", err)
 		return ExitUsage
 	}
+	renameAuthn(groups, o.legacyRefs)
 	r := &report{groups: groups, clientPod: q.Pod, keep: func(*policy.Row) bool { return true }}
 	if o.conflictsOnly {
 		r.keep = func(row *policy.Row) bool { return row.Status == policy.Conflict }
