@@ -18,6 +18,10 @@ type Mesh struct {
 	// DefaultDestinationRuleExportTo is MeshConfig.defaultDestinationRuleExportTo.
 	// Empty means "*". Istio honours only "." and "*" here.
 	DefaultDestinationRuleExportTo []string
+	// OutboundTrafficPolicy is MeshConfig.outboundTrafficPolicy.mode,
+	// ALLOW_ANY or REGISTRY_ONLY: where a sidecar sends traffic for a host
+	// it has no cluster for (sidecarscope.go). Empty means ALLOW_ANY.
+	OutboundTrafficPolicy string
 }
 
 // DefaultMesh returns Istio's defaults (pkg/config/mesh DefaultMeshConfig).
@@ -34,6 +38,9 @@ type meshConfig struct {
 	RootNamespace                  *string  `json:"rootNamespace,omitempty"`
 	EnableAutoMtls                 *bool    `json:"enableAutoMtls,omitempty"`
 	DefaultDestinationRuleExportTo []string `json:"defaultDestinationRuleExportTo,omitempty"`
+	OutboundTrafficPolicy          *struct {
+		Mode string `json:"mode,omitempty"`
+	} `json:"outboundTrafficPolicy,omitempty"`
 }
 
 // WithConfigMap returns m overlaid with the MeshConfig in cm's "mesh" key.
@@ -55,6 +62,14 @@ func (m Mesh) WithConfigMap(cm *corev1.ConfigMap) (Mesh, error) {
 	}
 	if mc.DefaultDestinationRuleExportTo != nil {
 		m.DefaultDestinationRuleExportTo = mc.DefaultDestinationRuleExportTo
+	}
+	if p := mc.OutboundTrafficPolicy; p != nil && p.Mode != "" {
+		switch p.Mode {
+		case "ALLOW_ANY", "REGISTRY_ONLY", "ALLOW_ANY_DYNAMIC_DNS":
+			m.OutboundTrafficPolicy = p.Mode
+		default:
+			return m, fmt.Errorf("ConfigMap %s/%s: data.mesh: outboundTrafficPolicy.mode: unknown mode %q", cm.Namespace, cm.Name, p.Mode)
+		}
 	}
 	return m, nil
 }

@@ -192,6 +192,17 @@ func (s *State) servicesMatching(hosts map[string]bool) []*service {
 	}
 	suffix := ".svc." + s.mesh.ClusterDomain
 	for h := range hosts {
+		if isWildcard(h) {
+			s.eachEntryService(func(svc *service) {
+				if hostMatches(h, svc.host) {
+					add(svc)
+				}
+			})
+		} else {
+			for _, svc := range s.entryServicesOf(h) {
+				add(svc)
+			}
+		}
 		if !isWildcard(h) {
 			if svc := s.servicesByHost.get(h); svc != nil {
 				add(svc)
