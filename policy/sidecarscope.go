@@ -249,22 +249,35 @@ func (m *mergedRule) viaPassthrough() bool { return m != nil && m.noCluster != "
 // clientRule is the rule the client view v uses for svc's port sp, dr being
 // the DestinationRule it would use with a cluster: dr itself when it has a
 // cluster, a no-cluster rule when the traffic leaves through the
-// PassthroughCluster, and ok false when the traffic is dropped
-// (REGISTRY_ONLY) and there is no row.
+// PassthroughCluster, and ok false when there is no row: the traffic is
+// dropped (REGISTRY_ONLY), or the host's cluster belongs to another service
+// of the same host.
 func (e *env) clientRule(v ClientView, svc *service, sp servicePort, dr *mergedRule) (*mergedRule, bool) {
 	st := e.st
-	if svc.entry == nil && (st.entryIdx == nil || len(st.entryIdx.sidecarNamespaces) == 0) {
+	noSidecars := st.entryIdx == nil || len(st.entryIdx.sidecarNamespaces) == 0
+	if svc.entry == nil && noSidecars && len(st.entryServicesOf(svc.host)) == 0 {
 		return dr, true // nothing scopes anything
 	}
-	sc := st.sidecarOf(v)
+	var sc *sidecar
+	if !noSidecars {
+		sc = st.sidecarOf(v)
+	}
+	visible := func(o *service) bool {
+		return o.exportedTo(v.Namespace) && (sc == nil || sc.imports(v.Namespace, o, sp))
+	}
 	var missing *mergedRule
 	switch {
+	case visible(svc):
+		if st.otherServiceWins(v.Namespace, sc != nil, svc, visible) {
+			return nil, false
+		}
+		return dr, true
+	case st.anotherVisible(svc, visible):
+		return nil, false // the client has a cluster for the host after all
 	case !svc.exportedTo(v.Namespace):
 		missing = notExported
-	case sc != nil && !sc.imports(v.Namespace, svc, sp):
-		missing = sc.noCluster
 	default:
-		return dr, true
+		missing = sc.noCluster
 	}
 	if sc != nil && sc.hasOutbound {
 		if sc.outbound != networkingapi.OutboundTrafficPolicy_ALLOW_ANY || sc.egressProxy {
@@ -276,6 +289,44 @@ func (e *env) clientRule(v ClientView, svc *service, sp servicePort, dr *mergedR
 		return nil, false
 	}
 	return missing, true
+}
+
+// anotherVisible reports whether another service of svc's host is visible.
+func (s *State) anotherVisible(svc *service, visible func(*service) bool) bool {
+	if k := s.servicesByHost.get(svc.host); k != nil && k != svc && visible(k) {
+		return true
+	}
+	return slices.ContainsFunc(s.entryServicesOf(svc.host), func(o *service) bool { return o != svc && visible(o) })
+}
+
+// otherServiceWins reports whether a client of namespace client that sees
+// the services visible says it does uses another service of svc's host:
+// one host has one cluster (sidecar.go appendSidecarServices and
+// selectServices with UnifiedSidecarScoping): a Kubernetes Service wins over
+// ServiceEntries; under a Sidecar, an entry of the client's own namespace
+// wins over the others; else the oldest entry.
+func (s *State) otherServiceWins(client string, scoped bool, svc *service, visible func(*service) bool) bool {
+	if svc.entry == nil {
+		return false
+	}
+	if k := s.servicesByHost.get(svc.host); k != nil && visible(k) {
+		return true
+	}
+	for _, o := range s.entryServicesOf(svc.host) {
+		if o == svc || !visible(o) {
+			continue
+		}
+		if scoped && (o.namespace == client) != (svc.namespace == client) {
+			if o.namespace == client {
+				return true
+			}
+			continue
+		}
+		if olderThan(o.entry.created, o.name, o.namespace, svc.entry.created, svc.name, svc.namespace) {
+			return true
+		}
+	}
+	return false
 }
 
 // passthroughReason explains the verdict of an endpoint a client reaches
