@@ -33,6 +33,9 @@ func (m *mergedRule) ref() string {
 }
 
 func (m *mergedRule) subset(name string) *networkingapi.Subset {
+	if m == nil {
+		return nil // no rule: a create of a rule with subsets compares against it
+	}
 	for _, s := range m.subsets {
 		if s.GetName() == name {
 			return s

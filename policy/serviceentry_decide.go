@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
@@ -20,6 +21,7 @@ import (
 //
 // Scope: a ServiceEntry write reaches the services it makes, before and
 // after; a WorkloadEntry write the ServiceEntry services of its namespace;
+// both also the other services of those hosts (a client uses one per host);
 // a Sidecar write every service, for the clients of its namespace only
 // (every namespace for a root-namespace Sidecar without selector).
 
@@ -81,22 +83,33 @@ func (s *State) decideEntry(ctx context.Context, ch Change, limit int) (Decision
 
 	var svcs [2][]*service
 	clientNS := "" // "": every client namespace
-	for i, st := range []*State{before, after} {
-		switch o := firstNonNil(ch.Old, ch.New).(type) {
-		case *networkingv1.ServiceEntry:
-			svcs[i] = st.entryServicesIn(ns, func(svc *service) bool { return svc.name == name })
-		case *networkingv1.WorkloadEntry:
-			svcs[i] = st.entryServicesIn(ns, func(*service) bool { return true })
-		case *networkingv1.Sidecar:
-			svcs[i] = st.services()
-			rootDefault := func(o runtime.Object) bool {
-				sc, ok := o.(*networkingv1.Sidecar)
-				return ok && sc != nil && sc.Spec.GetWorkloadSelector() == nil
+	switch firstNonNil(ch.Old, ch.New).(type) {
+	case *networkingv1.ServiceEntry, *networkingv1.WorkloadEntry:
+		// The entry's services, and every other service of their hosts: a
+		// client uses one service per host.
+		_, isSE := firstNonNil(ch.Old, ch.New).(*networkingv1.ServiceEntry)
+		hosts := map[string]bool{}
+		for _, st := range []*State{before, after} {
+			for _, svc := range st.entryServicesIn(ns, func(svc *service) bool { return !isSE || svc.name == name }) {
+				hosts[svc.host] = true
 			}
-			if ns != s.mesh.RootNamespace || !(rootDefault(ch.Old) || rootDefault(ch.New)) {
-				clientNS = ns
+		}
+		for i, st := range []*State{before, after} {
+			for _, h := range slices.Sorted(maps.Keys(hosts)) {
+				if k := st.servicesByHost.get(h); k != nil {
+					svcs[i] = append(svcs[i], k)
+				}
+				svcs[i] = append(svcs[i], st.entryServicesOf(h)...)
 			}
-			_ = o
+		}
+	case *networkingv1.Sidecar:
+		svcs[0], svcs[1] = before.services(), after.services()
+		rootDefault := func(o runtime.Object) bool {
+			sc, ok := o.(*networkingv1.Sidecar)
+			return ok && sc != nil && sc.Spec.GetWorkloadSelector() == nil
+		}
+		if ns != s.mesh.RootNamespace || !(rootDefault(ch.Old) || rootDefault(ch.New)) {
+			clientNS = ns
 		}
 	}
 	d := &entryDiff{

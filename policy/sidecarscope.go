@@ -347,18 +347,27 @@ func (e *entries) hasSelectorSidecar() bool {
 
 // scopingNamespaces adds to out the client namespaces that may see svc
 // differently from a namespace the configuration does not name: those
-// holding a Sidecar, and those a ServiceEntry is exported to by name.
+// holding a Sidecar, and those of the ServiceEntries of svc's host and of
+// its Kubernetes Service, and those the entries are exported to by name.
 func (s *State) scopingNamespaces(svc *service, out map[string]bool) {
 	if s.entryIdx != nil {
 		for ns := range s.entryIdx.sidecarNamespaces {
 			out[ns] = true
 		}
 	}
-	if svc.entry != nil {
-		for _, e := range svc.entry.exportTo {
+	// Which service of a host a client uses depends on the visibility of
+	// every service of that host.
+	for _, o := range s.entryServicesOf(svc.host) {
+		out[o.namespace] = true
+		for _, e := range o.entry.exportTo {
 			if e != "." && e != "*" && e != "~" {
 				out[e] = true
 			}
+		}
+	}
+	if svc.entry != nil {
+		if k := s.servicesByHost.get(svc.host); k != nil {
+			out[k.namespace] = true
 		}
 	}
 }
