@@ -45,7 +45,22 @@ func randomObject(r *rand.Rand) runtime.Object {
 	ns := fmt.Sprintf("ns%d", r.IntN(3))
 	app := fmt.Sprintf("app%d", r.IntN(3))
 	modes := []securityapi.PeerAuthentication_MutualTLS_Mode{securityapi.PeerAuthentication_MutualTLS_UNSET, securityapi.PeerAuthentication_MutualTLS_PERMISSIVE, securityapi.PeerAuthentication_MutualTLS_STRICT, securityapi.PeerAuthentication_MutualTLS_DISABLE}
-	switch r.IntN(7) {
+	switch r.IntN(10) {
+	case 6:
+		return randomServiceEntry(r, ns, app)
+	case 7:
+		we := &networkingv1.WorkloadEntry{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("we-%d", r.IntN(3))}}
+		we.Spec.Address = fmt.Sprintf("10.0.0.%d", r.IntN(9))
+		we.Spec.Labels = map[string]string{"app": app}
+		if r.IntN(2) == 0 {
+			we.Spec.ServiceAccount = "vm"
+		}
+		if r.IntN(3) == 0 {
+			we.Labels = map[string]string{TLSModeLabel: "disabled"}
+		}
+		return we
+	case 8:
+		return randomSidecar(r, ns, app)
 	case 0:
 		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{InjectionLabel: []string{"enabled", "disabled"}[r.IntN(2)]}}}
 	case 1:
@@ -69,7 +84,7 @@ func randomObject(r *rand.Rand) runtime.Object {
 			return pa(ns, "default", modes[r.IntN(4)])
 		}
 		return pa(ns, app, modes[r.IntN(4)], paSelector(map[string]string{"app": app}), paPort(8080, modes[r.IntN(4)]))
-	case 6:
+	case 9:
 		if r.IntN(3) != 0 {
 			return randomDR(r, ns, app)
 		}
@@ -170,4 +185,46 @@ func checkIncremental(t *testing.T, r *rand.Rand, steps int) {
 			t.Fatalf("after %v: version %d changed after later events", events, i)
 		}
 	}
+}
+
+// randomServiceEntry is a ServiceEntry of the small universe: internal or
+// external, selecting pods and WorkloadEntries or with an inline endpoint,
+// exported everywhere or to its own namespace.
+func randomServiceEntry(r *rand.Rand, ns, app string) *networkingv1.ServiceEntry {
+	se := &networkingv1.ServiceEntry{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "se-" + app}}
+	se.Spec.Hosts = []string{app + ".internal"}
+	if r.IntN(4) != 0 {
+		se.Spec.Location = networkingapi.ServiceEntry_MESH_INTERNAL
+	}
+	se.Spec.Resolution = []networkingapi.ServiceEntry_Resolution{networkingapi.ServiceEntry_STATIC, networkingapi.ServiceEntry_DNS, networkingapi.ServiceEntry_NONE}[r.IntN(3)]
+	se.Spec.Ports = []*networkingapi.ServicePort{{Number: 80, Name: "http", Protocol: "HTTP", TargetPort: 8080}}
+	if r.IntN(3) == 0 {
+		se.Spec.Endpoints = []*networkingapi.WorkloadEntry{{Address: "10.1.0.1", ServiceAccount: "vm", Labels: map[string]string{"app": app}}}
+	} else {
+		se.Spec.WorkloadSelector = &networkingapi.WorkloadSelector{Labels: map[string]string{"app": app}}
+	}
+	if r.IntN(3) == 0 {
+		se.Spec.ExportTo = []string{"."}
+	}
+	return se
+}
+
+// randomSidecar is a namespace or selector Sidecar importing a random set
+// of namespaces, with or without its own outbound traffic policy.
+func randomSidecar(r *rand.Rand, ns, app string) *networkingv1.Sidecar {
+	sc := &networkingv1.Sidecar{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"}}
+	if r.IntN(3) == 0 {
+		sc.Name = "sc-" + app
+		sc.Spec.WorkloadSelector = &networkingapi.WorkloadSelector{Labels: map[string]string{"app": app}}
+	}
+	hosts := []string{"./*", "*/*", "ns0/*", "~ns1/*", "*/app1.internal"}
+	l := &networkingapi.IstioEgressListener{Hosts: []string{hosts[r.IntN(len(hosts))], hosts[r.IntN(len(hosts))]}}
+	if r.IntN(4) == 0 {
+		l.Port = &networkingapi.SidecarPort{Number: 80, Protocol: "HTTP", Name: "http"}
+	}
+	sc.Spec.Egress = []*networkingapi.IstioEgressListener{l}
+	if r.IntN(2) == 0 {
+		sc.Spec.OutboundTrafficPolicy = &networkingapi.OutboundTrafficPolicy{Mode: networkingapi.OutboundTrafficPolicy_Mode(r.IntN(2))}
+	}
+	return sc
 }

@@ -11,10 +11,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// Change is one proposed write of a DestinationRule or PeerAuthentication:
-// Old is nil for a create, New is nil for a delete. Both are
-// *networkingv1.DestinationRule or both *securityv1.PeerAuthentication, with
-// the same namespace and name.
+// Change is one proposed write of a DestinationRule, PeerAuthentication,
+// ServiceEntry, WorkloadEntry or Sidecar: Old is nil for a create, New is
+// nil for a delete. Both are of the same (networking v1 or security v1)
+// type, with the same namespace and name.
 type Change struct {
 	Old, New runtime.Object
 }
@@ -49,6 +49,9 @@ func (s *State) Decide(ctx context.Context, ch Change) (Decision, error) {
 // cluster: an admission answer needs the count and a few rows, and building
 // the others would cost as much as the rest of the decision.
 func (s *State) DecideFirst(ctx context.Context, ch Change, limit int) (Decision, error) {
+	if isEntryKind(ch.Old) || isEntryKind(ch.New) {
+		return s.decideEntry(ctx, ch, limit) // serviceentry_decide.go
+	}
 	before, after, sc, err := s.envs(ch)
 	if err != nil {
 		return Decision{}, err
@@ -130,19 +133,22 @@ func (ev *serviceEval) evaluate(svc *service) {
 			}
 		}
 		for pi, sp := range svc.ports {
-			for _, subset := range ev.targets(drB, drA) {
+			// A Sidecar that gives the client no cluster replaces the rule.
+			rb, okB := before.clientRule(p.before, svc, sp, drB)
+			ra, okA := after.clientRule(p.after, svc, sp, drA)
+			for _, subset := range ev.targets(rb, ra) {
 				var fb, fa bitset
-				if subset == "" || drB.subset(subset) != nil {
-					fb = ev.failing(0, pi, subset, drB)
+				if okB && (subset == "" || rb.subset(subset) != nil) {
+					fb = ev.failing(0, pi, subset, rb)
 				}
-				if subset == "" || drA.subset(subset) != nil {
-					fa = ev.failing(1, pi, subset, drA)
+				if okA && (subset == "" || ra.subset(subset) != nil) {
+					fa = ev.failing(1, pi, subset, ra)
 				}
 				if fa.hasNew(fb) {
-					ev.pendingNew.add(after, svc, sp, subset, drA, p.after, generic, exceptCopy)
+					ev.pendingNew.add(after, svc, sp, subset, ra, p.after, generic, exceptCopy)
 				}
 				if fb.hasNew(fa) {
-					ev.pendingResolved.add(before, svc, sp, subset, drB, p.before, generic, exceptCopy)
+					ev.pendingResolved.add(before, svc, sp, subset, rb, p.before, generic, exceptCopy)
 				}
 			}
 		}

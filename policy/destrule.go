@@ -16,11 +16,18 @@ type mergedRule struct {
 	trafficPolicy *networkingapi.TrafficPolicy
 	subsets       []*networkingapi.Subset
 	from          []string
+	// noCluster, when set, marks no rule but the absence of a cluster: the
+	// client reaches the host through the PassthroughCluster in plaintext
+	// (sidecarscope.go); it says why.
+	noCluster string
 }
 
 func (m *mergedRule) ref() string {
 	if m == nil {
 		return "-"
+	}
+	if m.noCluster != "" {
+		return passthroughCluster
 	}
 	return m.first.name + "/" + m.first.namespace
 }
@@ -29,7 +36,7 @@ func (m *mergedRule) ref() string {
 // none.
 func (m *mergedRule) subset(name string) *networkingapi.Subset {
 	if m == nil {
-		return nil
+		return nil // no rule: a create of a rule with subsets compares against it
 	}
 	for _, s := range m.subsets {
 		if s.GetName() == name {

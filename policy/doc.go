@@ -63,8 +63,10 @@
 //   - STATUS is OK or CONFLICT; CLIENT says AUTO when auto mTLS decides, and
 //     the verdict of an AUTO row is that of every endpoint's resolved wire.
 //
-// Not modelled: ServiceEntry hosts, Sidecar resources that narrow what a
-// client sees, ambient mode, gateways, multi-network meshes. For headless
+// ServiceEntries and WorkloadEntries (serviceentry.go) and Sidecar egress
+// scoping (sidecarscope.go) have their own rules, listed in those files.
+//
+// Not modelled: ambient mode, gateways, multi-network meshes. For headless
 // services and PASSTHROUGH load balancing, subset rows list the subset's
 // pods although Istio's ORIGINAL_DST cluster sends to the original
 // destination address.

@@ -77,6 +77,7 @@ func (s *State) specialNamespaces(svc *service, extra []string, out map[string]b
 	for _, ns := range extra {
 		out[ns] = true
 	}
+	s.scopingNamespaces(svc, out)
 	return out
 }
 

@@ -241,6 +241,12 @@ func snapshotOf(t testing.TB, objs []runtime.Object) Snapshot {
 			snap.PeerAuthentications = append(snap.PeerAuthentications, o)
 		case *networkingv1.DestinationRule:
 			snap.DestinationRules = append(snap.DestinationRules, o)
+		case *networkingv1.ServiceEntry:
+			snap.ServiceEntries = append(snap.ServiceEntries, o)
+		case *networkingv1.WorkloadEntry:
+			snap.WorkloadEntries = append(snap.WorkloadEntries, o)
+		case *networkingv1.Sidecar:
+			snap.Sidecars = append(snap.Sidecars, o)
 		case *corev1.ConfigMap:
 			if o.Name == MeshConfigMapName && o.Namespace == snap.Mesh.RootNamespace {
 				m, err := snap.Mesh.WithConfigMap(o)

@@ -203,6 +203,7 @@ func (g *grouper) sorted() []Group {
 			cmp.Compare(a.Row.Port, b.Row.Port),
 			cmp.Compare(a.Row.Subset, b.Row.Subset),
 			cmp.Compare(a.first, b.first),
+			compareContent(a.Row, b.Row), // services of one host (ServiceEntries)
 		)
 	})
 	groups := make([]Group, len(out))
@@ -221,4 +222,13 @@ func firstKey(v ViewSet) string {
 		return k
 	}
 	return "~" // symbolic sets sort last
+}
+
+// compareContent orders rows of the same target by what they say, so that
+// rows of several services of one host list in a stable order.
+func compareContent(a, b *Row) int {
+	if c := slices.Compare(a.Columns(), b.Columns()); c != 0 {
+		return c
+	}
+	return slices.CompareFunc(a.Endpoints, b.Endpoints, func(x, y Endpoint) int { return cmp.Compare(x.Pod, y.Pod) })
 }

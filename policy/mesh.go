@@ -23,6 +23,10 @@ type Mesh struct {
 	TrustDomain string
 	// TrustDomainAliases is MeshConfig.trustDomainAliases.
 	TrustDomainAliases []string
+	// OutboundTrafficPolicy is MeshConfig.outboundTrafficPolicy.mode,
+	// ALLOW_ANY or REGISTRY_ONLY: where a sidecar sends traffic for a host
+	// it has no cluster for (sidecarscope.go). Empty means ALLOW_ANY.
+	OutboundTrafficPolicy string
 }
 
 // DefaultMesh returns Istio's defaults (pkg/config/mesh DefaultMeshConfig).
@@ -41,6 +45,9 @@ type meshConfig struct {
 	DefaultDestinationRuleExportTo []string `json:"defaultDestinationRuleExportTo,omitempty"`
 	TrustDomain                    *string  `json:"trustDomain,omitempty"`
 	TrustDomainAliases             []string `json:"trustDomainAliases,omitempty"`
+	OutboundTrafficPolicy          *struct {
+		Mode string `json:"mode,omitempty"`
+	} `json:"outboundTrafficPolicy,omitempty"`
 }
 
 // WithConfigMap returns m overlaid with the MeshConfig in cm's "mesh" key.
@@ -64,6 +71,14 @@ func (m Mesh) WithConfigMap(cm *corev1.ConfigMap) (Mesh, error) {
 		m.DefaultDestinationRuleExportTo = mc.DefaultDestinationRuleExportTo
 	}
 	m.overlayTrustDomain(mc.TrustDomain, mc.TrustDomainAliases)
+	if p := mc.OutboundTrafficPolicy; p != nil && p.Mode != "" {
+		switch p.Mode {
+		case "ALLOW_ANY", "REGISTRY_ONLY", "ALLOW_ANY_DYNAMIC_DNS":
+			m.OutboundTrafficPolicy = p.Mode
+		default:
+			return m, fmt.Errorf("ConfigMap %s/%s: data.mesh: outboundTrafficPolicy.mode: unknown mode %q", cm.Namespace, cm.Name, p.Mode)
+		}
+	}
 	return m, nil
 }
 

@@ -31,9 +31,17 @@ type pod struct {
 	tlsIstio        bool // security.istio.io/tlsMode=istio: auto mTLS may send mTLS
 	namedPorts      map[string]int32
 	serviceAccount  string // the workload identity's account (identity.go)
+	// ref, when set, names an endpoint that is not a Pod (a WorkloadEntry
+	// or a ServiceEntry's inline endpoint); see serviceentry.go.
+	ref string
 }
 
-func (p *pod) key() string { return p.namespace + "/" + p.name }
+func (p *pod) key() string {
+	if p.ref != "" {
+		return p.ref
+	}
+	return p.namespace + "/" + p.name
+}
 
 // HasSidecar reports whether the pod runs an Istio proxy.
 func HasSidecar(p *corev1.Pod) bool {
@@ -95,17 +103,26 @@ type service struct {
 	// members are the pods the selector picks, sorted by name: the
 	// endpoints of every port, before target ports and subsets.
 	members []*pod
+	// entry is the ServiceEntry the service comes from; nil for a
+	// Kubernetes Service.
+	entry *serviceEntry
 }
 
 type servicePort struct {
 	name   string
 	port   int32
 	target intstr.IntOrString
+	// entry marks a ServiceEntry port, whose target port resolves as
+	// entryTargetPort does.
+	entry bool
 }
 
 // targetPort resolves the port on pod p, as the endpoints controller does.
 // A named port the pod does not declare makes the pod no endpoint.
 func (sp servicePort) targetPort(p *pod) (int32, bool) {
+	if sp.entry {
+		return sp.entryTargetPort(p), true
+	}
 	switch {
 	case sp.target.Type == intstr.String && sp.target.StrVal != "":
 		n, ok := p.namedPorts[sp.target.StrVal]

@@ -126,7 +126,7 @@ func (e *env) clusterWith(servers paChain, svc *service, sp servicePort, subset 
 	}
 	tls, lb := clusterTLS(dr, subset, sp.port)
 	c.tls = tls
-	c.autoOff = !e.st.mesh.AutoMTLS
+	c.autoOff = !e.st.mesh.AutoMTLS || dr.viaPassthrough()
 	c.passthrough = svc.headless || lb == networkingapi.LoadBalancerSettings_PASSTHROUGH ||
 		passthroughPolicy(dr, subset).GetLoadBalancer().GetSimple() == networkingapi.LoadBalancerSettings_PASSTHROUGH
 	if tls == nil && !c.autoOff {
@@ -236,6 +236,9 @@ func (e *env) row(svc *service, sp servicePort, subset string, dr *mergedRule) *
 	if c.tls == nil && !e.st.mesh.AutoMTLS {
 		r.ClientColumn = "HTTP"
 	}
+	if dr.viaPassthrough() {
+		r.Client, r.ClientColumn = TLSDisable, "HTTP"
+	}
 	var servers, policies []string
 	r.Endpoints = []Endpoint{}
 	c.each(func(_ int, ep endpoint, sm serverPolicy, w Wire) {
@@ -245,6 +248,9 @@ func (e *env) row(svc *service, sp servicePort, subset string, dr *mergedRule) *
 		}
 		out.OK = Compatible(out.ServerMode, w)
 		out.Reason = reason(out.ServerMode, w)
+		if dr.viaPassthrough() {
+			out.Reason = passthroughReason(dr, out.ServerMode, out.OK)
+		}
 		c.id.apply(&out, e.st.mesh, ep.pod, w)
 		if !out.OK {
 			r.Status = Conflict

@@ -26,7 +26,8 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 //	cluster.yaml     the cluster (any file tls-check -f reads)
 //	table.golden     the full table for every client view, then every
 //	                 endpoint verdict
-//	write.yaml       optional: one DestinationRule or PeerAuthentication and
+//	write.yaml       optional: one DestinationRule, PeerAuthentication,
+//	                 ServiceEntry, WorkloadEntry or Sidecar and
 //	                 a first line "# op: create|update|delete"; for update and
 //	                 delete the old object is the one in cluster.yaml
 //	decision.golden  the rows the write newly breaks and resolves
@@ -132,6 +133,12 @@ func find(objs []runtime.Object, like runtime.Object) runtime.Object {
 			return "dr/" + v.Namespace + "/" + v.Name
 		case *securityv1.PeerAuthentication:
 			return "pa/" + v.Namespace + "/" + v.Name
+		case *networkingv1.ServiceEntry:
+			return "se/" + v.Namespace + "/" + v.Name
+		case *networkingv1.WorkloadEntry:
+			return "we/" + v.Namespace + "/" + v.Name
+		case *networkingv1.Sidecar:
+			return "sidecar/" + v.Namespace + "/" + v.Name
 		}
 		return ""
 	}

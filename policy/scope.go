@@ -82,7 +82,7 @@ func (s *State) envs(ch Change) (before, after *env, sc scope, err error) {
 			// Only where the mode workloads start from changes: a namespace
 			// whose own policy sets a mode does not see the mesh's.
 			s.namespaces.each(func(name string, n *namespace) bool {
-				if len(n.services) > 0 && namespaceModeChanges(before, after, name) {
+				if (len(n.services) > 0 || n.entries != nil) && namespaceModeChanges(before, after, name) {
 					sc.services = appendServices(sc.services, n)
 				}
 				return true
@@ -115,6 +115,9 @@ func namespaceModeChanges(before, after *env, ns string) bool {
 func appendServices(l []*service, n *namespace) []*service {
 	for _, svc := range n.services {
 		l = append(l, svc)
+	}
+	if n.entries != nil {
+		l = append(l, n.entries.services...) // endpoints of ServiceEntries
 	}
 	return l
 }
@@ -192,6 +195,17 @@ func (s *State) servicesMatching(hosts map[string]bool) []*service {
 	}
 	suffix := ".svc." + s.mesh.ClusterDomain
 	for h := range hosts {
+		if isWildcard(h) {
+			s.eachEntryService(func(svc *service) {
+				if hostMatches(h, svc.host) {
+					add(svc)
+				}
+			})
+		} else {
+			for _, svc := range s.entryServicesOf(h) {
+				add(svc)
+			}
+		}
 		if !isWildcard(h) {
 			if svc := s.servicesByHost.get(h); svc != nil {
 				add(svc)

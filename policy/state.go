@@ -21,6 +21,11 @@ type Snapshot struct {
 	Pods                []*corev1.Pod
 	PeerAuthentications []*securityv1.PeerAuthentication
 	DestinationRules    []*networkingv1.DestinationRule
+	// ServiceEntries, WorkloadEntries and Sidecars: see serviceentry.go
+	// and sidecarscope.go.
+	ServiceEntries  []*networkingv1.ServiceEntry
+	WorkloadEntries []*networkingv1.WorkloadEntry
+	Sidecars        []*networkingv1.Sidecar
 }
 
 // State is an indexed snapshot. Reads (Table, Decide) never modify it, so
@@ -52,6 +57,9 @@ type State struct {
 	drShared bool
 	// totalViews counts the client views of every namespace.
 	totalViews int
+	// entryIdx indexes ServiceEntry services and Sidecars (serviceentry.go);
+	// nil when there are none. Replaced, never changed.
+	entryIdx *entryHosts
 }
 
 // namespace is never changed once a State that holds it is shared: an
@@ -66,6 +74,7 @@ type namespace struct {
 	drIdx     *drIndex
 	views     []ClientView
 	injection bool
+	entries   *entries // ServiceEntries, WorkloadEntries, Sidecars; nil: none
 }
 
 // NewState indexes a snapshot. It fails on the first object it cannot use,
@@ -166,6 +175,11 @@ func NewState(s Snapshot) (*State, error) {
 	}
 	st.namespaces = pmapOf(nss)
 	st.servicesByHost = pmapOf(hosts)
+	if len(s.ServiceEntries)+len(s.WorkloadEntries)+len(s.Sidecars) > 0 {
+		if err := st.addEntries(s.ServiceEntries, s.WorkloadEntries, s.Sidecars); err != nil {
+			return nil, err
+		}
+	}
 	return st, nil
 }
 
@@ -329,8 +343,9 @@ func count(m map[string]map[string]int, key, ns string, delta int) {
 }
 
 // Apply adds or replaces one object: a Namespace, Service, Pod,
-// PeerAuthentication or DestinationRule (networking v1 and security v1
-// types; convert other versions first), or the mesh ConfigMap.
+// PeerAuthentication, DestinationRule, ServiceEntry, WorkloadEntry or
+// Sidecar (networking v1 and security v1 types; convert other versions
+// first), or the mesh ConfigMap.
 func (s *State) Apply(obj runtime.Object) error {
 	switch o := obj.(type) {
 	case *corev1.Namespace:
@@ -366,6 +381,8 @@ func (s *State) Apply(obj runtime.Object) error {
 		n.drs = append(n.drs, dr)
 		s.countDR(dr, 1)
 		s.reindexDRs(n)
+	case *networkingv1.ServiceEntry, *networkingv1.WorkloadEntry, *networkingv1.Sidecar:
+		return s.applyEntry(o)
 	case *corev1.ConfigMap:
 		if o.Name != MeshConfigMapName || o.Namespace != s.base.RootNamespace {
 			return nil
@@ -415,6 +432,8 @@ func (s *State) Remove(obj runtime.Object) error {
 			s.removeDR(n, o.Name)
 			s.reindexDRs(n)
 		}
+	case *networkingv1.ServiceEntry, *networkingv1.WorkloadEntry, *networkingv1.Sidecar:
+		s.removeEntry(o)
 	case *corev1.ConfigMap:
 		if o.Name == MeshConfigMapName && o.Namespace == s.base.RootNamespace {
 			return s.setMesh(s.base)
@@ -492,6 +511,7 @@ func (s *State) podChanged(n *namespace, old, upd *pod) {
 		}
 		s.setService(n, name, &c)
 	}
+	s.entriesPodChanged(n, old, upd)
 	s.updateViews(n, old, upd)
 }
 
@@ -500,7 +520,7 @@ func (s *State) podChanged(n *namespace, old, upd *pod) {
 // updated in place of a full recomputation, which would cost O(pods) per
 // event.
 func (s *State) updateViews(n *namespace, old, upd *pod) {
-	if slices.ContainsFunc(n.drs, func(d *destRule) bool { return d.hasSelector }) || len(n.views) > 1 {
+	if slices.ContainsFunc(n.drs, func(d *destRule) bool { return d.hasSelector }) || len(n.views) > 1 || n.entries.hasSelectorSidecar() {
 		s.setViews(n, computeViews(n, n.drs))
 		return
 	}

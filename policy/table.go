@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -48,10 +49,11 @@ func (s *State) Table(q Query) ([]Group, error) {
 	if q.Host != "" {
 		// One service: what the audit asks after an event that touches it.
 		services = func() []*service {
+			out := slices.Clone(s.entryServicesOf(q.Host))
 			if svc := s.servicesByHost.get(q.Host); svc != nil {
-				return []*service{svc}
+				out = append([]*service{svc}, out...)
 			}
-			return nil
+			return out
 		}
 	}
 	for _, svc := range services() {
@@ -65,8 +67,12 @@ func (s *State) Table(q Query) ([]Group, error) {
 			generic := v.Namespace == ""
 			dr := ev.destinationRule(v, svc)
 			for _, sp := range svc.ports {
-				for _, subset := range targets(dr) {
-					g.add(ev.rowFor(svc, sp, subset, dr), v, generic, except)
+				rule, ok := ev.clientRule(v, svc, sp, dr)
+				if !ok {
+					continue // no cluster, and REGISTRY_ONLY drops the traffic
+				}
+				for _, subset := range targets(rule) {
+					g.add(ev.rowFor(svc, sp, subset, rule), v, generic, except)
 				}
 			}
 		}
@@ -74,23 +80,27 @@ func (s *State) Table(q Query) ([]Group, error) {
 	return g.sorted(), nil
 }
 
-// services lists every service, sorted by host.
+// services lists every service, sorted by host; ServiceEntry services of
+// the same host follow the Kubernetes Service, by namespace and name.
 func (s *State) services() []*service {
 	out := make([]*service, 0, s.servicesByHost.len())
 	s.servicesByHost.each(func(_ string, svc *service) bool {
 		out = append(out, svc)
 		return true
 	})
+	s.eachEntryService(func(svc *service) { out = append(out, svc) })
 	slices.SortFunc(out, func(a, b *service) int {
-		if a.host < b.host {
-			return -1
-		}
-		if a.host > b.host {
-			return 1
-		}
-		return 0
+		return cmp.Or(cmp.Compare(a.host, b.host), cmp.Compare(boolInt(a.entry != nil), boolInt(b.entry != nil)),
+			cmp.Compare(a.namespace, b.namespace), cmp.Compare(a.name, b.name))
 	})
 	return out
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (s *State) pod(key string) *pod {

@@ -12,7 +12,8 @@ type ClientView struct {
 	// Namespace is the clients' namespace.
 	Namespace string
 	// Selectors names the workloadSelector DestinationRules (name/namespace)
-	// that match these clients; empty for the namespace's plain clients.
+	// that match these clients, then the workloadSelector Sidecar they use
+	// ("Sidecar name/namespace"); empty for the namespace's plain clients.
 	Selectors []string
 	// Pods lists the sidecar pods (namespace/name), sorted. It is empty for a
 	// namespace labelled for injection that has no sidecar pod yet.
@@ -44,7 +45,8 @@ func (v ClientView) String() string {
 }
 
 // computeViews splits a namespace's sidecar pods by the workloadSelector
-// rules (of drs, the namespace's rules) that match them.
+// rules (of drs, the namespace's rules) that match them and by the
+// workloadSelector Sidecar they use.
 func computeViews(n *namespace, drs []*destRule) []ClientView {
 	var selectors []*destRule
 	for _, dr := range drs {
@@ -68,6 +70,9 @@ func computeViews(n *namespace, drs []*destRule) []ClientView {
 			if subsetOf(dr.selector, p.labels) {
 				matched = append(matched, dr.name+"/"+dr.namespace)
 			}
+		}
+		if sc := n.entries.selectorSidecar(p.labels); sc != nil {
+			matched = append(matched, "Sidecar "+sc.ref())
 		}
 		key := strings.Join(matched, ",")
 		v, ok := byKey[key]

@@ -1,7 +1,8 @@
 // Package load reads the Kubernetes YAML that tls-check and the tests feed
 // the engine: multi-document files holding Namespaces, Services, Pods,
-// PeerAuthentications (security.istio.io v1, v1beta1), DestinationRules
-// (networking.istio.io v1, v1beta1, v1alpha3), the mesh ConfigMap and List
+// PeerAuthentications (security.istio.io v1, v1beta1), DestinationRules,
+// ServiceEntries, WorkloadEntries and Sidecars (networking.istio.io v1,
+// v1beta1, v1alpha3), the mesh ConfigMap and List
 // objects of those. Every error names the source, the document and the
 // object; kinds the engine does not read are reported, not fatal.
 // authentication.istio.io documents are kept as JSON for internal/legacy.
@@ -212,7 +213,11 @@ func wanted(gvk schema.GroupVersionKind) bool {
 	case "security.istio.io":
 		return gvk.Kind == "PeerAuthentication"
 	case "networking.istio.io":
-		return gvk.Kind == "DestinationRule"
+		switch gvk.Kind {
+		case "DestinationRule", "ServiceEntry", "WorkloadEntry", "Sidecar":
+			return true
+		}
+		return false
 	}
 	return false
 }
@@ -260,6 +265,12 @@ func Snapshot(objs []runtime.Object, mesh policy.Mesh) (policy.Snapshot, error) 
 			s.PeerAuthentications = append(s.PeerAuthentications, o)
 		case *networkingv1.DestinationRule:
 			s.DestinationRules = append(s.DestinationRules, o)
+		case *networkingv1.ServiceEntry:
+			s.ServiceEntries = append(s.ServiceEntries, o)
+		case *networkingv1.WorkloadEntry:
+			s.WorkloadEntries = append(s.WorkloadEntries, o)
+		case *networkingv1.Sidecar:
+			s.Sidecars = append(s.Sidecars, o)
 		}
 	}
 	return s, nil
