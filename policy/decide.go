@@ -135,6 +135,7 @@ func (ev *serviceEval) evaluate(svc *service) {
 			}
 		}
 	}
+	ev.evaluateZtunnel()
 	ev.newRows.take(ev.pendingNew)
 	ev.resolvedRows.take(ev.pendingResolved)
 }

@@ -30,6 +30,7 @@ type pod struct {
 	sidecar         bool // runs an Istio proxy
 	tlsIstio        bool // security.istio.io/tlsMode=istio: auto mTLS may send mTLS
 	namedPorts      map[string]int32
+	ambient         podAmbient // what ambient capture reads (ambient.go)
 }
 
 func (p *pod) key() string { return p.namespace + "/" + p.name }
@@ -67,6 +68,7 @@ func newPod(p *corev1.Pod) *pod {
 		labels:    p.Labels,
 		sidecar:   HasSidecar(p),
 		tlsIstio:  p.Labels[TLSModeLabel] == "istio",
+		ambient:   newPodAmbient(p),
 	}
 	for _, c := range p.Spec.Containers {
 		for _, cp := range c.Ports {
@@ -87,6 +89,7 @@ func newPod(p *corev1.Pod) *pod {
 // service is the part of a Service the rules read.
 type service struct {
 	namespace, name, host string
+	labels                map[string]string // istio.io/use-waypoint binds a waypoint
 	selector              map[string]string
 	headless              bool
 	ports                 []servicePort
@@ -119,6 +122,7 @@ func newService(s *corev1.Service, domain string) *service {
 		namespace: s.Namespace,
 		name:      s.Name,
 		host:      s.Name + "." + s.Namespace + ".svc." + domain,
+		labels:    s.Labels,
 		selector:  s.Spec.Selector,
 		headless:  s.Spec.ClusterIP == corev1.ClusterIPNone,
 	}
@@ -136,6 +140,7 @@ type peerAuth struct {
 	namespace, name string
 	created         time.Time
 	selector        map[string]string // empty: mesh or namespace level
+	selectorSet     bool              // spec.selector present, even if empty: ambient tells the two apart
 	mode            securityapi.PeerAuthentication_MutualTLS_Mode
 	portModes       map[uint32]securityapi.PeerAuthentication_MutualTLS_Mode
 }
@@ -148,6 +153,7 @@ func newPeerAuth(pa *securityv1.PeerAuthentication) (*peerAuth, error) {
 		name:      pa.Name,
 		created:   pa.CreationTimestamp.Time,
 		selector:  pa.Spec.GetSelector().GetMatchLabels(),
+		selectorSet: pa.Spec.GetSelector() != nil,
 	}
 	if m := pa.Spec.GetMtls(); m != nil {
 		if _, ok := securityapi.PeerAuthentication_MutualTLS_Mode_name[int32(m.Mode)]; !ok {

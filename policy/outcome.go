@@ -46,6 +46,7 @@ type serviceEval struct {
 	chains                [2]*paChain
 	workloads             [2][]*peerAuth
 	subsets               []string
+	nsAmbient             bool // the service's namespace is labelled ambient
 	pendingNew            *pendingGroups
 	pendingResolved       *pendingGroups
 	newRows, resolvedRows *collector
@@ -79,6 +80,7 @@ func newServiceEval(st *State, before, after *env, sc scope, max int) *serviceEv
 
 func (ev *serviceEval) reset(svc *service) {
 	ev.svc = svc
+	ev.nsAmbient = ev.st.namespaceAmbient(svc.namespace)
 	ev.exceptCopy = nil
 	ev.memo = ev.memo[:0]
 	ev.words = ev.words[:0]
@@ -125,8 +127,8 @@ func (ev *serviceEval) serverModes(e, pi int) []serverPolicy {
 	m := make([]serverPolicy, len(ev.svc.members))
 	for i, p := range ev.svc.members {
 		m[i] = serverPolicy{mode: NoSidecar}
-		if target, ok := sp.targetPort(p); ok && p.sidecar {
-			m[i] = chain.serverModeOf(ev.workloads[e][i], target)
+		if target, ok := sp.targetPort(p); ok {
+			m[i] = ev.envs[e].endpointServer(chain, p, ev.workloads[e][i], target, ev.nsAmbient)
 		}
 	}
 	ev.modes[e][pi] = m
@@ -152,7 +154,7 @@ func (ev *serviceEval) failing(e, pi int, subset string, dr *mergedRule) bitset 
 	c := ev.envs[e].clusterWith(ev.chain(e), ev.svc, ev.svc.ports[pi], subset, dr)
 	c.modes = ev.serverModes(e, pi)
 	c.each(func(i int, _ endpoint, sm serverPolicy, w Wire) {
-		if !Compatible(sm.mode, w) {
+		if !accepts(sm, w) {
 			out[i/64] |= 1 << (i % 64)
 		}
 	})
@@ -195,6 +197,8 @@ type pendingGroup struct {
 	// the same view twice, with different pods.
 	at  map[string]int
 	row *Row
+	// ztunnel, when set, makes this the row of ztunnel clients.
+	ztunnel *ztunnelPath
 }
 
 func (g *pendingGroups) reset() { g.list = g.list[:0] }
@@ -230,6 +234,9 @@ func (g *pendingGroups) add(e *env, svc *service, sp servicePort, subset string,
 }
 
 func (p *pendingGroup) materialize() *Row {
+	if p.row == nil && p.ztunnel != nil {
+		p.row = p.env.ztunnelRow(p.svc, p.port, *p.ztunnel)
+	}
 	if p.row == nil {
 		p.row = p.env.row(p.svc, p.port, p.subset, p.dr)
 	}
@@ -274,6 +281,7 @@ next:
 				if grp.views.others {
 					prev.views.others, prev.views.except = true, grp.views.except
 				}
+				prev.views.ztunnel = prev.views.ztunnel || grp.views.ztunnel
 				continue next
 			}
 		}

@@ -50,8 +50,10 @@ type State struct {
 	// drShared is set on a Clone: the four maps above belong to another
 	// State too and are copied before the first write.
 	drShared bool
-	// totalViews counts the client views of every namespace.
-	totalViews int
+	// totalViews counts the client views of every namespace;
+	// totalZtunnelViews their ambient client views (ambient_views.go).
+	totalViews        int
+	totalZtunnelViews int
 }
 
 // namespace is never changed once a State that holds it is shared: an
@@ -66,6 +68,10 @@ type namespace struct {
 	drIdx     *drIndex
 	views     []ClientView
 	injection bool
+	// ambient: labelled istio.io/dataplane-mode=ambient; ztunnel is its
+	// ambient client view, if any.
+	ambient bool
+	ztunnel []ClientView
 }
 
 // NewState indexes a snapshot. It fails on the first object it cannot use,
@@ -162,6 +168,8 @@ func NewState(s Snapshot) (*State, error) {
 			n.views = computeViews(n, n.drs)
 			st.totalViews += len(n.views)
 		}
+		n.ztunnel = computeZtunnelView(n)
+		st.totalZtunnelViews += len(n.ztunnel)
 		nss[name] = n
 	}
 	st.namespaces = pmapOf(nss)
@@ -202,6 +210,7 @@ func (s *State) edit(name string) *namespace {
 func (n *namespace) setLabels(l map[string]string) {
 	n.labels = l
 	n.injection = l[InjectionLabel] == "enabled" || l[RevisionLabel] != ""
+	n.ambient = l[DataplaneModeLabel] == "ambient"
 }
 
 // setService replaces (svc non-nil) or removes service name of n, which
@@ -337,6 +346,7 @@ func (s *State) Apply(obj runtime.Object) error {
 		n := s.edit(o.Name)
 		n.setLabels(o.Labels)
 		s.setViews(n, computeViews(n, n.drs))
+		s.setZtunnelView(n, computeZtunnelView(n))
 	case *corev1.Service:
 		s.putService(o)
 	case *corev1.Pod:
@@ -391,6 +401,7 @@ func (s *State) Remove(obj runtime.Object) error {
 			n := s.edit(o.Name)
 			n.setLabels(nil)
 			s.setViews(n, computeViews(n, n.drs))
+			s.setZtunnelView(n, computeZtunnelView(n))
 		}
 	case *corev1.Service:
 		if n := s.ns(o.Namespace); n != nil && n.services[o.Name] != nil {
@@ -493,6 +504,7 @@ func (s *State) podChanged(n *namespace, old, upd *pod) {
 		s.setService(n, name, &c)
 	}
 	s.updateViews(n, old, upd)
+	s.updateZtunnelView(n, old, upd)
 }
 
 // updateViews keeps a namespace's client views current. Without
