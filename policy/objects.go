@@ -149,10 +149,10 @@ func (p *peerAuth) ref() string { return p.name + "/" + p.namespace }
 
 func newPeerAuth(pa *securityv1.PeerAuthentication) (*peerAuth, error) {
 	out := &peerAuth{
-		namespace: pa.Namespace,
-		name:      pa.Name,
-		created:   pa.CreationTimestamp.Time,
-		selector:  pa.Spec.GetSelector().GetMatchLabels(),
+		namespace:   pa.Namespace,
+		name:        pa.Name,
+		created:     pa.CreationTimestamp.Time,
+		selector:    pa.Spec.GetSelector().GetMatchLabels(),
 		selectorSet: pa.Spec.GetSelector() != nil,
 	}
 	if m := pa.Spec.GetMtls(); m != nil {
