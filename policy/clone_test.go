@@ -44,7 +44,14 @@ func randomObject(r *rand.Rand) runtime.Object {
 	tls := []networkingapi.ClientTLSSettings_TLSmode{networkingapi.ClientTLSSettings_DISABLE, networkingapi.ClientTLSSettings_ISTIO_MUTUAL}
 	switch r.IntN(6) {
 	case 0:
-		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{InjectionLabel: []string{"enabled", "disabled"}[r.IntN(2)]}}}
+		labels := map[string]string{InjectionLabel: []string{"enabled", "disabled"}[r.IntN(2)]}
+		if r.IntN(2) == 0 {
+			labels[DataplaneModeLabel] = "ambient"
+		}
+		if r.IntN(4) == 0 {
+			labels[UseWaypointLabel] = "waypoint"
+		}
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}
 	case 1:
 		s := svc(ns, app, 80, intstrInt(8080))
 		if r.IntN(3) == 0 {
@@ -52,9 +59,17 @@ func randomObject(r *rand.Rand) runtime.Object {
 		}
 		return s
 	case 2:
-		var extra map[string]string
+		extra := map[string]string{}
 		if r.IntN(2) == 0 {
-			extra = map[string]string{"version": "v1"}
+			extra["version"] = "v1"
+		}
+		switch r.IntN(6) {
+		case 0:
+			extra[DataplaneModeLabel] = "ambient"
+		case 1:
+			extra[DataplaneModeLabel] = "none"
+		case 2:
+			extra[TunnelLabel] = "http"
 		}
 		return podOf(ns, fmt.Sprintf("%s-%d", app, r.IntN(4)), app, r.IntN(4) != 0, extra)
 	case 3:
@@ -130,6 +145,9 @@ func TestClonedStatesStayIndependent(t *testing.T) {
 			}
 			if next.totalViews != mustState(t, snap).totalViews {
 				t.Fatalf("seed %d step %d: %d views counted, want %d", seed, step, next.totalViews, mustState(t, snap).totalViews)
+			}
+			if got, want := next.totalZtunnelViews, mustState(t, snap).totalZtunnelViews; got != want {
+				t.Fatalf("seed %d step %d: %d ztunnel views counted, want %d", seed, step, got, want)
 			}
 			versions = append(versions, version{next, got})
 			st = next

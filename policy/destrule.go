@@ -26,6 +26,9 @@ func (m *mergedRule) ref() string {
 }
 
 func (m *mergedRule) subset(name string) *networkingapi.Subset {
+	if m == nil {
+		return nil // no rule: a write that deletes one compares its subsets with nothing
+	}
 	for _, s := range m.subsets {
 		if s.GetName() == name {
 			return s
