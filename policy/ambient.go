@@ -113,3 +113,10 @@ func (s *State) namespaceAmbient(name string) bool {
 	n := s.ns(name)
 	return n != nil && n.ambient
 }
+
+// Captured reports whether ztunnel captures pod p, in a namespace whose
+// istio.io/dataplane-mode label is ambient (namespaceAmbient); for callers
+// that keep their own books of what changed, as the audit does.
+func Captured(p *corev1.Pod, namespaceAmbient bool) bool {
+	return newPod(p).captured(namespaceAmbient)
+}
