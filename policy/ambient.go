@@ -26,14 +26,26 @@ const (
 	UseWaypointNamespaceLabel = "istio.io/use-waypoint-namespace"
 )
 
-// Dataplane names a pod's data-plane class, as the JSON output reports it.
-type Dataplane string
+// Dataplane is a pod's data-plane class. A byte, not a string: every
+// endpoint of a table carries one.
+type Dataplane uint8
 
 const (
-	DataplaneSidecar Dataplane = "sidecar"
-	DataplaneAmbient Dataplane = "ambient"
-	DataplaneNone    Dataplane = "none"
+	DataplaneNone Dataplane = iota
+	DataplaneSidecar
+	DataplaneAmbient
 )
+
+// String is the name the JSON output reports: sidecar, ambient or none.
+func (d Dataplane) String() string {
+	switch d {
+	case DataplaneSidecar:
+		return "sidecar"
+	case DataplaneAmbient:
+		return "ambient"
+	}
+	return "none"
+}
 
 // podAmbient is the part of a pod that decides whether ztunnel captures it;
 // the namespace's label is read at evaluation time, so that relabelling a

@@ -99,7 +99,7 @@ func endpoints(r *policy.Row) []JSONEndpoint {
 	out := make([]JSONEndpoint, 0, len(r.Endpoints))
 	for _, ep := range r.Endpoints {
 		out = append(out, JSONEndpoint{
-			Pod: ep.Pod, TargetPort: ep.TargetPort, Sidecar: ep.Sidecar, Dataplane: string(ep.Dataplane),
+			Pod: ep.Pod, TargetPort: ep.TargetPort, Sidecar: ep.Sidecar, Dataplane: ep.Dataplane.String(),
 			ServerMode: ep.ServerMode.String(), AuthnPolicy: ep.AuthnPolicy,
 			ClientSends: ep.ClientSends.String(), OK: ep.OK, Reason: ep.Reason,
 		})
