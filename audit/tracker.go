@@ -49,6 +49,12 @@ type nsInfo struct {
 	// rules and policies map DestinationRule and PeerAuthentication names
 	// to uids, for the references of reports and events.
 	rules, policies map[string]types.UID
+	// ambient: labelled istio.io/dataplane-mode=ambient; waypoint: its
+	// istio.io/use-waypoint labels; captured: the pods ztunnel captures,
+	// which are ambient clients.
+	ambient  bool
+	waypoint string
+	captured map[string]bool
 }
 
 func newTracker(modeLabel string) *tracker {
@@ -61,6 +67,7 @@ func (t *tracker) ns(name string) *nsInfo {
 		n = &nsInfo{
 			sidecars: map[string]bool{}, noTLSMode: map[string]bool{}, services: map[string]types.UID{},
 			selectorRules: map[string]bool{}, rules: map[string]types.UID{}, policies: map[string]types.UID{},
+			captured: map[string]bool{},
 		}
 		t.namespaces[name] = n
 	}
@@ -84,7 +91,11 @@ func (t *tracker) observe(obj runtime.Object, deleted bool) scope {
 		hadClients := len(n.sidecars) > 0
 		setMember(n.sidecars, o.Name, sidecar)
 		setMember(n.noTLSMode, o.Name, sidecar && o.Labels[policy.TLSModeLabel] != "istio")
+		hadAmbientClients := len(n.captured) > 0
+		setMember(n.captured, o.Name, !gone && policy.Captured(o, n.ambient))
 		switch {
+		case hadAmbientClients != (len(n.captured) > 0) && !n.ambient:
+			return scope{full: true} // the namespace gains or loses its ambient client view
 		case (was || sidecar) && len(n.selectorRules) > 0:
 			return scope{full: true} // the pod may move between client views
 		case hadClients != (len(n.sidecars) > 0) && !n.injection:
@@ -103,8 +114,18 @@ func (t *tracker) observe(obj runtime.Object, deleted bool) scope {
 		n := t.ns(o.Name)
 		injection := !deleted && (o.Labels[policy.InjectionLabel] == "enabled" || o.Labels[policy.RevisionLabel] != "")
 		off := !deleted && o.Labels[t.modeLabel] == "off"
-		s := scope{full: injection != n.injection, republish: off != n.off}
-		n.injection, n.off = injection, off
+		ambient := !deleted && o.Labels[policy.DataplaneModeLabel] == "ambient"
+		waypoint := ""
+		if name, ok := o.Labels[policy.UseWaypointLabel]; ok && !deleted {
+			waypoint = name + "/" + o.Labels[policy.UseWaypointNamespaceLabel]
+		}
+		// Relabelling a namespace ambient makes its pods ambient clients
+		// of every service; a waypoint label changes its services' rows.
+		s := scope{full: injection != n.injection || ambient != n.ambient, republish: off != n.off}
+		if !s.full && waypoint != n.waypoint {
+			s.namespace = o.Name
+		}
+		n.injection, n.off, n.ambient, n.waypoint = injection, off, ambient, waypoint
 		return s
 	case *networkingv1.DestinationRule:
 		n := t.ns(o.Namespace)

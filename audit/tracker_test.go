@@ -9,6 +9,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
+func labelled(p *corev1.Pod, k, v string) *corev1.Pod {
+	p.Labels[k] = v
+	return p
+}
+
 // TestEventScopes proves which part of the table each event recomputes:
 // pod and service events stay in their namespace unless they change its
 // client views; rules, policies and the mesh reach everything.
@@ -50,6 +55,15 @@ func TestEventScopes(t *testing.T) {
 			event{namespace("n", map[string]string{"mtlsguard.io/mode": "off"}), false}, scope{republish: true}},
 		{"namespace relabelled, nothing the audit reads", []event{{namespace("n", nil), false}},
 			event{namespace("n", map[string]string{"team": "x"}), false}, scope{}},
+		{"namespace labelled ambient: its pods become ambient clients", []event{{pod("amb", "a-1", "a", false), false}},
+			event{namespace("amb", map[string]string{"istio.io/dataplane-mode": "ambient"}), false}, scope{full: true}},
+		{"pod labelled ambient in a plain namespace", nil,
+			event{labelled(pod("plain", "a-1", "a", false), "istio.io/dataplane-mode", "ambient"), false}, scope{full: true}},
+		{"second captured pod of an ambient namespace", []event{
+			{namespace("amb", map[string]string{"istio.io/dataplane-mode": "ambient"}), false}, {pod("amb", "a-1", "a", false), false}},
+			event{pod("amb", "a-2", "a", false), false}, scope{namespace: "amb"}},
+		{"namespace bound to a waypoint", nil,
+			event{namespace("wp", map[string]string{"istio.io/use-waypoint": "waypoint"}), false}, scope{namespace: "wp"}},
 		{"DestinationRule", nil, event{destRule("n", "r", "web", networkingapi.ClientTLSSettings_DISABLE), false}, scope{full: true}},
 		{"PeerAuthentication", nil, event{peerAuth("n", "p", 0), true}, scope{full: true}},
 		{"mesh ConfigMap", nil, event{&corev1.ConfigMap{}, false}, scope{full: true}},

@@ -62,7 +62,14 @@ func randomObject(r *rand.Rand) runtime.Object {
 	case 8:
 		return randomSidecar(r, ns, app)
 	case 0:
-		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{InjectionLabel: []string{"enabled", "disabled"}[r.IntN(2)]}}}
+		labels := map[string]string{InjectionLabel: []string{"enabled", "disabled"}[r.IntN(2)]}
+		if r.IntN(2) == 0 {
+			labels[DataplaneModeLabel] = "ambient"
+		}
+		if r.IntN(4) == 0 {
+			labels[UseWaypointLabel] = "waypoint"
+		}
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}
 	case 1:
 		s := svc(ns, app, 80, intstrInt(8080))
 		if r.IntN(3) == 0 {
@@ -70,9 +77,17 @@ func randomObject(r *rand.Rand) runtime.Object {
 		}
 		return s
 	case 2:
-		var extra map[string]string
+		extra := map[string]string{}
 		if r.IntN(2) == 0 {
-			extra = map[string]string{"version": "v1"}
+			extra["version"] = "v1"
+		}
+		switch r.IntN(6) {
+		case 0:
+			extra[DataplaneModeLabel] = "ambient"
+		case 1:
+			extra[DataplaneModeLabel] = "none"
+		case 2:
+			extra[TunnelLabel] = "http"
 		}
 		p := podOf(ns, fmt.Sprintf("%s-%d", app, r.IntN(4)), app, r.IntN(4) != 0, extra)
 		if r.IntN(8) == 0 {
@@ -176,6 +191,9 @@ func checkIncremental(t *testing.T, r *rand.Rand, steps int) {
 		}
 		if next.totalViews != fresh.totalViews {
 			t.Fatalf("after %v: %d views counted, want %d", events, next.totalViews, fresh.totalViews)
+		}
+		if next.totalZtunnelViews != fresh.totalZtunnelViews {
+			t.Fatalf("after %v: %d ztunnel views counted, want %d", events, next.totalZtunnelViews, fresh.totalZtunnelViews)
 		}
 		versions = append(versions, version{next, got})
 		st = next

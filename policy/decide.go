@@ -153,6 +153,7 @@ func (ev *serviceEval) evaluate(svc *service) {
 			}
 		}
 	}
+	ev.evaluateZtunnel()
 	ev.newRows.take(ev.pendingNew)
 	ev.resolvedRows.take(ev.pendingResolved)
 }

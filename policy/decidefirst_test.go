@@ -9,9 +9,11 @@ import (
 
 	networkingapi "istio.io/api/networking/v1alpha3"
 	securityapi "istio.io/api/security/v1beta1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// wideMesh is a mesh big enough that decisions run on several workers
+// wideMesh is a mixed sidecar and ambient mesh big enough that decisions run on several workers
 // (more than parallelAbove services) and that most rows of a wide write
 // fall behind the first ones a limited decision keeps.
 func wideMesh(t *testing.T, seed uint64) *State {
@@ -24,6 +26,9 @@ func wideMesh(t *testing.T, seed uint64) *State {
 	snap.DestinationRules = append(snap.DestinationRules, dr("istio-system", "default", "*.local", drTLS(networkingapi.ClientTLSSettings_ISTIO_MUTUAL)))
 	for n := 0; n < 130; n++ {
 		ns := fmt.Sprintf("ns%03d", n)
+		if n%4 == 3 { // ambient namespaces: ztunnel clients and captured servers
+			snap.Namespaces = append(snap.Namespaces, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{DataplaneModeLabel: "ambient"}}})
+		}
 		for a := 0; a < 4; a++ {
 			app := fmt.Sprintf("app%d", a)
 			snap.Services = append(snap.Services, svc(ns, app, 80, intstrInt(8080)))

@@ -56,17 +56,76 @@
 //     sorts as the given time; the webhook passes the request time.
 //   - Client views: every namespace that has a pod with a sidecar or is
 //     labelled for injection, split by the workloadSelector DestinationRules
-//     that match some of its pods.
+//     that match some of its pods; and, beside them, every namespace that has
+//     a captured pod or is labelled ambient (ztunnel clients).
 //   - Names print as name/namespace, also for the mesh policy
 //     (default/istio-system): the Deep-Dive's "default/" was the
 //     cluster-scoped MeshPolicy of Istio 1.1, which no longer exists.
 //   - STATUS is OK or CONFLICT; CLIENT says AUTO when auto mTLS decides, and
 //     the verdict of an AUTO row is that of every endpoint's resolved wire.
 //
+// # Ambient mode
+//
+// Transcribed from the same tree (semantics: istio-mtls-semantics-extended.md
+// §1 and §5), in ambient*.go:
+//
+//   - Capture: the istio-cni node agent's default enablement selectors
+//     (cni/pkg/util/enablement_selector.go): a pod labelled
+//     istio.io/dataplane-mode=ambient, or any pod of a namespace so labelled
+//     unless the pod says none; never a pod with a sidecar (sidecar wins), a
+//     host-network pod or one in kube-system. A pod carrying
+//     ambient.istio.io/redirection=enabled is captured, as istiod trusts it.
+//     Ambient is assumed on in istiod (PILOT_ENABLE_AMBIENT, HBONE sending)
+//     as soon as a pod is captured or labelled for the tunnel.
+//   - Server, captured pod: pilot/pkg/serviceregistry/ambient authorization.go
+//     convertedSelectorPeerAuthentications and convertPeerAuthentication turn
+//     PeerAuthentications into ztunnel DENY policies; HBONE carries an identity
+//     and is always accepted, plaintext is refused where a referenced policy
+//     denies connections without one (SERVER HBONE), else accepted
+//     (HBONE/HTTP). DISABLE behaves as PERMISSIVE. Istio's code is followed
+//     where it differs from the API's promise (§1.5): a DISABLE port under an
+//     inherited STRICT keeps refusing plaintext (quirk A); a namespace policy
+//     without a mode above a workload policy with a PERMISSIVE port drops
+//     STRICT on every port (quirk B); a STRICT port of a PERMISSIVE workload
+//     under a STRICT mesh with no namespace mode accepts plaintext (quirk C).
+//     A root-namespace policy with selector {} is not mesh-wide for ztunnel,
+//     and ties of creationTimestamp are broken by name as for sidecars.
+//   - Server, sidecar: a sidecar labelled networking.istio.io/tunnel=http
+//     terminates HBONE on 15008, where PeerAuthentication does not apply
+//     (listener_inbound.go buildInboundHBONEListeners).
+//   - Sidecar client: cluster_tls.go applyHBONETransportSocketMatches and
+//     endpoint_builder.go: HBONE to every tunnel-capable endpoint (captured,
+//     or labelled for the tunnel) without tlsMode=istio, whatever the rule's
+//     mode (auto, DISABLE, ISTIO_MUTUAL since 1.25); SIMPLE and MUTUAL go
+//     inside the tunnel (hbone_tls, a conflict like SIMPLE to a sidecar).
+//     ORIGINAL_DST clusters (headless, PASSTHROUGH) never tunnel
+//     (istio/istio#54921): auto mTLS sends them plaintext.
+//   - Ambient client views: the captured pods of a namespace, or a namespace
+//     labelled ambient, are a client view of their own (CLIENT ZTUNNEL,
+//     printed ns(ztunnel)). ztunnel reads no DestinationRule: HBONE to
+//     tunnel-capable endpoints, plaintext to the others (ztunnel
+//     src/proxy/outbound.rs build_request). Every ztunnel view sees the same
+//     row, so rows are built once for all of them.
+//   - Waypoints: a Service bound by istio.io/use-waypoint (its own label,
+//     else its namespace's; none opts out; istio.io/use-waypoint-namespace
+//     names the waypoint's namespace) is reached by ztunnel clients through
+//     the waypoint (CLIENT WAYPOINT). The waypoint's rule is looked up as a
+//     client in the waypoint's namespace, skipping workloadSelector rules
+//     (DefaultSidecarScopeForGateway, inbound direction); SIMPLE and MUTUAL
+//     make it originate TLS (WAYPOINT+TLS), anything else sends raw
+//     (cluster_waypoint.go buildWaypointTLSContext). It sends HBONE to
+//     tunnel-capable endpoints and plaintext to the others, never Istio mTLS.
+//     Sidecars bypass waypoints. The waypoint is assumed to exist and to
+//     handle service traffic; workload waypoints (pod-addressed traffic)
+//     are not modelled.
+//
 // ServiceEntries and WorkloadEntries (serviceentry.go) and Sidecar egress
 // scoping (sidecarscope.go) have their own rules, listed in those files.
 //
-// Not modelled: ambient mode, gateways, multi-network meshes. For headless
+// Not modelled: gateways, multi-network meshes, PILOT_PREFER_SENDING_HBONE,
+// PILOT_ENABLE_EDS_FOR_HEADLESS_SERVICES, per-proxy DISABLE_HBONE_SEND,
+// AuthorizationPolicy, Istio 1.24 and older (ISTIO_MUTUAL to a captured pod
+// sends Istio mTLS there). For headless
 // services and PASSTHROUGH load balancing, subset rows list the subset's
 // pods although Istio's ORIGINAL_DST cluster sends to the original
 // destination address.

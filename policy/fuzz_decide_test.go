@@ -101,11 +101,22 @@ func (c cell) String() string {
 	return fmt.Sprintf("%s -> %s:%d", c.client, h, c.port)
 }
 
+// clientsOf names the clients of a view one by one (a view's pods can move
+// to another view when a workloadSelector rule changes), or the namespace
+// for a view without pods; ztunnel clients apart from sidecar ones.
 func clientsOf(v ClientView) []string {
-	if len(v.Pods) == 0 {
-		return []string{v.Namespace + "/"}
+	kind := ""
+	if v.Ztunnel {
+		kind = "ztunnel "
 	}
-	return v.Pods
+	if len(v.Pods) == 0 {
+		return []string{kind + v.Namespace + "/"}
+	}
+	out := make([]string, len(v.Pods))
+	for i, p := range v.Pods {
+		out[i] = kind + p
+	}
+	return out
 }
 
 // tableCells lists the rows of the full table by client pod.

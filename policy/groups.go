@@ -18,7 +18,10 @@ type ViewSet struct {
 	explicit []ClientView
 	others   bool
 	except   map[string]bool
-	st       *State
+	// ztunnel adds every ambient client view: ztunnel clients all see the
+	// same row.
+	ztunnel bool
+	st      *State
 	// names lists, sorted, the namespaces that have views when the set was
 	// made: the groups of one Table share it, so that Namespaces need not
 	// sort thousands of names for every row. nil: read st.
@@ -36,6 +39,9 @@ func (v ViewSet) List() []ClientView {
 			return true
 		})
 	}
+	if v.ztunnel {
+		out = append(out, v.st.allZtunnelViews()...)
+	}
 	slices.SortFunc(out, func(a, b ClientView) int { return cmp.Compare(a.Key(), b.Key()) })
 	return out
 }
@@ -51,6 +57,9 @@ func (v ViewSet) Len() int {
 			}
 		}
 	}
+	if v.ztunnel {
+		n += v.st.totalZtunnelViews
+	}
 	return n
 }
 
@@ -62,6 +71,11 @@ func (v ViewSet) Namespaces() []string {
 	explicit := make([]string, 0, len(v.explicit))
 	for _, cv := range v.explicit {
 		explicit = append(explicit, cv.Namespace)
+	}
+	if v.ztunnel {
+		for _, cv := range v.st.allZtunnelViews() {
+			explicit = append(explicit, cv.Namespace)
+		}
 	}
 	slices.Sort(explicit)
 	explicit = slices.Compact(explicit)
@@ -186,6 +200,7 @@ func (g *grouper) sorted() []Group {
 					if grp.Views.others {
 						prev.Views.others, prev.Views.except = true, grp.Views.except
 					}
+					prev.Views.ztunnel = prev.Views.ztunnel || grp.Views.ztunnel
 					continue next
 				}
 			}

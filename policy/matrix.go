@@ -5,11 +5,13 @@ package policy
 // has no plaintext filter chain, a DISABLE server or a pod without a sidecar
 // cannot terminate Istio mTLS, and nothing in the mesh terminates SIMPLE or
 // MUTUAL TLS originated by a sidecar.
-var compatible = [...][4]bool{
-	Strict:     {IstioMutual: true},
-	Permissive: {IstioMutual: true, Plaintext: true},
-	Disable:    {Plaintext: true},
-	NoSidecar:  {Plaintext: true},
+var compatible = [...][HBONETLS + 1]bool{
+	Strict:            {IstioMutual: true},
+	Permissive:        {IstioMutual: true, Plaintext: true},
+	Disable:           {Plaintext: true},
+	NoSidecar:         {Plaintext: true},
+	AmbientStrict:     {HBONE: true},
+	AmbientPermissive: {HBONE: true, Plaintext: true},
 }
 
 // Compatible reports whether a server in mode s accepts what a client sends.
@@ -22,6 +24,9 @@ func Compatible(s ServerMode, w Wire) bool {
 
 // reason explains an endpoint verdict in one sentence a person can act on.
 func reason(s ServerMode, w Wire) string {
+	if r, ok := ambientReason(s, w); ok {
+		return r
+	}
 	switch {
 	case Compatible(s, w):
 		return "server " + s.String() + " accepts " + w.String()

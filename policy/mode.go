@@ -15,6 +15,12 @@ const (
 	// NoSidecar is a pod without a proxy: what the application speaks,
 	// assumed to be plaintext.
 	NoSidecar
+	// AmbientStrict is a pod captured by ztunnel whose port refuses
+	// connections without a peer identity: HBONE only.
+	AmbientStrict
+	// AmbientPermissive is a captured pod's port that takes HBONE and
+	// plaintext (PeerAuthentication PERMISSIVE, DISABLE or none).
+	AmbientPermissive
 )
 
 func (m ServerMode) String() string {
@@ -27,6 +33,10 @@ func (m ServerMode) String() string {
 		return "DISABLE"
 	case NoSidecar:
 		return "NO_SIDECAR"
+	case AmbientStrict:
+		return "AMBIENT_STRICT"
+	case AmbientPermissive:
+		return "AMBIENT_PERMISSIVE"
 	}
 	return fmt.Sprintf("ServerMode(%d)", int(m))
 }
@@ -38,6 +48,10 @@ func (m ServerMode) Column() string {
 		return "mTLS"
 	case Permissive:
 		return "HTTP/mTLS"
+	case AmbientStrict:
+		return "HBONE"
+	case AmbientPermissive:
+		return "HBONE/HTTP"
 	default:
 		return "HTTP"
 	}
@@ -57,6 +71,11 @@ const (
 	TLSMutual
 	// TLSIstioMutual is mode ISTIO_MUTUAL: Istio mTLS.
 	TLSIstioMutual
+	// Ztunnel is an ambient client: ztunnel reads no DestinationRule.
+	Ztunnel
+	// Waypoint is an ambient client whose traffic a waypoint proxy
+	// re-originates with the waypoint's DestinationRule.
+	Waypoint
 )
 
 func (c ClientTLS) String() string {
@@ -71,6 +90,10 @@ func (c ClientTLS) String() string {
 		return "MUTUAL"
 	case TLSIstioMutual:
 		return "ISTIO_MUTUAL"
+	case Ztunnel:
+		return "ZTUNNEL"
+	case Waypoint:
+		return "WAYPOINT"
 	}
 	return fmt.Sprintf("ClientTLS(%d)", int(c))
 }
@@ -86,6 +109,10 @@ func (c ClientTLS) Column() string {
 		return "custom mTLS"
 	case TLSIstioMutual:
 		return "mTLS"
+	case Ztunnel:
+		return "ZTUNNEL"
+	case Waypoint:
+		return "WAYPOINT"
 	default:
 		return "HTTP"
 	}
@@ -99,6 +126,12 @@ const (
 	IstioMutual
 	SimpleTLS
 	MutualTLS
+	// HBONE is an HTTP CONNECT tunnel over Istio mTLS to port 15008,
+	// carrying the application's bytes.
+	HBONE
+	// HBONETLS is HBONE whose inner stream is TLS the client proxy
+	// originates (DestinationRule SIMPLE or MUTUAL).
+	HBONETLS
 )
 
 func (w Wire) String() string {
@@ -111,6 +144,10 @@ func (w Wire) String() string {
 		return "simple_tls"
 	case MutualTLS:
 		return "mutual_tls"
+	case HBONE:
+		return "hbone"
+	case HBONETLS:
+		return "hbone_tls"
 	}
 	return fmt.Sprintf("Wire(%d)", int(w))
 }

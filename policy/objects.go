@@ -33,7 +33,8 @@ type pod struct {
 	serviceAccount  string // the workload identity's account (identity.go)
 	// ref, when set, names an endpoint that is not a Pod (a WorkloadEntry
 	// or a ServiceEntry's inline endpoint); see serviceentry.go.
-	ref string
+	ref     string
+	ambient podAmbient // what ambient capture reads (ambient.go)
 }
 
 func (p *pod) key() string {
@@ -76,6 +77,7 @@ func newPod(p *corev1.Pod) *pod {
 		labels:    p.Labels,
 		sidecar:   HasSidecar(p),
 		tlsIstio:  p.Labels[TLSModeLabel] == "istio",
+		ambient:   newPodAmbient(p),
 	}
 	out.serviceAccount = serviceAccountOf(p)
 	for _, c := range p.Spec.Containers {
@@ -97,6 +99,7 @@ func newPod(p *corev1.Pod) *pod {
 // service is the part of a Service the rules read.
 type service struct {
 	namespace, name, host string
+	labels                map[string]string // istio.io/use-waypoint binds a waypoint
 	selector              map[string]string
 	headless              bool
 	ports                 []servicePort
@@ -138,6 +141,7 @@ func newService(s *corev1.Service, domain string) *service {
 		namespace: s.Namespace,
 		name:      s.Name,
 		host:      s.Name + "." + s.Namespace + ".svc." + domain,
+		labels:    s.Labels,
 		selector:  s.Spec.Selector,
 		headless:  s.Spec.ClusterIP == corev1.ClusterIPNone,
 	}
@@ -155,6 +159,7 @@ type peerAuth struct {
 	namespace, name string
 	created         time.Time
 	selector        map[string]string // empty: mesh or namespace level
+	selectorSet     bool              // spec.selector present, even if empty: ambient tells the two apart
 	mode            securityapi.PeerAuthentication_MutualTLS_Mode
 	portModes       map[uint32]securityapi.PeerAuthentication_MutualTLS_Mode
 }
@@ -163,10 +168,11 @@ func (p *peerAuth) ref() string { return p.name + "/" + p.namespace }
 
 func newPeerAuth(pa *securityv1.PeerAuthentication) (*peerAuth, error) {
 	out := &peerAuth{
-		namespace: pa.Namespace,
-		name:      pa.Name,
-		created:   pa.CreationTimestamp.Time,
-		selector:  pa.Spec.GetSelector().GetMatchLabels(),
+		namespace:   pa.Namespace,
+		name:        pa.Name,
+		created:     pa.CreationTimestamp.Time,
+		selector:    pa.Spec.GetSelector().GetMatchLabels(),
+		selectorSet: pa.Spec.GetSelector() != nil,
 	}
 	if m := pa.Spec.GetMtls(); m != nil {
 		if _, ok := securityapi.PeerAuthentication_MutualTLS_Mode_name[int32(m.Mode)]; !ok {

@@ -50,6 +50,7 @@ type serviceEval struct {
 	chains                [2]*paChain
 	workloads             [2][]*peerAuth
 	subsets               []string
+	nsAmbient             bool // the service's namespace is labelled ambient
 	pendingNew            *pendingGroups
 	pendingResolved       *pendingGroups
 	newRows, resolvedRows *collector
@@ -83,6 +84,7 @@ func newServiceEval(st *State, before, after *env, sc scope, max int) *serviceEv
 
 func (ev *serviceEval) reset(svc *service) {
 	ev.svc = svc
+	ev.nsAmbient = ev.st.namespaceAmbient(svc.namespace)
 	ev.exceptCopy = nil
 	ev.memo = ev.memo[:0]
 	ev.words = ev.words[:0]
@@ -137,8 +139,8 @@ func (ev *serviceEval) serverModes(e, pi int) []serverPolicy {
 	m := make([]serverPolicy, len(ev.svc.members))
 	for i, p := range ev.svc.members {
 		m[i] = serverPolicy{mode: NoSidecar}
-		if targets[i] != noTarget && p.sidecar {
-			m[i] = chain.serverModeOf(ev.workloads[e][i], targets[i])
+		if targets[i] != noTarget {
+			m[i] = ev.envs[e].endpointServer(chain, p, ev.workloads[e][i], targets[i], ev.nsAmbient)
 		}
 	}
 	ev.modes[e][pi] = m
@@ -197,7 +199,7 @@ func (ev *serviceEval) failing(e, pi int, subset string, dr *mergedRule) bitset 
 	c.modes, c.targets = ev.serverModes(e, pi), ev.targetPorts(pi)
 	mesh := ev.envs[e].st.mesh
 	c.each(func(i int, ep endpoint, sm serverPolicy, w Wire) {
-		if !Compatible(sm.mode, w) || (c.id.sans != nil && !c.id.accepts(mesh, ep.pod, w)) {
+		if !accepts(sm, w) || (c.id.sans != nil && !c.id.accepts(mesh, ep.pod, w)) {
 			out[i/64] |= 1 << (i % 64)
 		}
 	})
@@ -254,6 +256,8 @@ type pendingGroup struct {
 	// the same view twice, with different pods.
 	at  map[string]int
 	row *Row
+	// ztunnel, when set, makes this the row of ztunnel clients.
+	ztunnel *ztunnelPath
 }
 
 func (g *pendingGroups) reset() { g.list = g.list[:0] }
@@ -306,6 +310,9 @@ func (g *pendingGroups) release() {
 }
 
 func (p *pendingGroup) materialize() *Row {
+	if p.row == nil && p.ztunnel != nil {
+		p.row = p.env.ztunnelRow(p.svc, p.port, *p.ztunnel)
+	}
 	if p.row == nil {
 		p.row = p.env.row(p.svc, p.port, p.subset, p.dr)
 	}
@@ -364,6 +371,7 @@ next:
 						prev.views.others, prev.views.except = true, grp.views.except
 					}
 				}
+				prev.views.ztunnel = prev.views.ztunnel || grp.views.ztunnel
 				continue next
 			}
 		}
@@ -428,10 +436,15 @@ func compareKept(a, b keptGroup) int {
 func sameRow(a, b *pendingGroup) bool {
 	x, y := a.dr, b.dr
 	switch {
+	case a.ztunnel != nil || b.ztunnel != nil:
+		return a.materialize().sameContent(b.materialize())
 	case x == y:
 		return true
 	case x == nil || y == nil:
 		return false
+	case x.first == nil || y.first == nil:
+		// Rows through the PassthroughCluster, or of ztunnel clients.
+		return a.materialize().sameContent(b.materialize())
 	case x.first.name != y.first.name || x.first.namespace != y.first.namespace:
 		return false
 	case x.first == y.first && x.trafficPolicy == y.trafficPolicy && slices.Equal(x.subsets, y.subsets):

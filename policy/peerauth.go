@@ -9,6 +9,9 @@ import (
 type serverPolicy struct {
 	mode   ServerMode
 	source *peerAuth
+	// hbone: the pod terminates HBONE on port 15008 whatever mode says
+	// (ambient_server.go).
+	hbone bool
 }
 
 func convertMode(m securityapi.PeerAuthentication_MutualTLS_Mode) ServerMode {

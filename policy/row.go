@@ -64,6 +64,7 @@ type Endpoint struct {
 	Pod         string // namespace/name
 	TargetPort  int32
 	Sidecar     bool
+	Dataplane   Dataplane
 	ServerMode  ServerMode
 	AuthnPolicy string
 	ClientSends Wire
@@ -106,7 +107,10 @@ type cluster struct {
 	modes   []serverPolicy
 	targets []int32
 	// id is the rule's subjectAltNames check of the server's identity.
-	id identityCheck
+	id  identityCheck
+	env *env
+	// nsAmbient: svc's namespace is labelled for ambient.
+	nsAmbient bool
 }
 
 // noTarget marks a member that does not serve a service port.
@@ -120,7 +124,7 @@ func (e *env) cluster(svc *service, sp servicePort, subset string, dr *mergedRul
 // clusterWith is cluster with the PeerAuthentications of svc's namespace
 // already resolved.
 func (e *env) clusterWith(servers paChain, svc *service, sp servicePort, subset string, dr *mergedRule) cluster {
-	c := cluster{svc: svc, port: sp, dr: dr, servers: servers}
+	c := cluster{svc: svc, port: sp, dr: dr, servers: servers, env: e, nsAmbient: e.st.namespaceAmbient(svc.namespace)}
 	if subset != "" {
 		c.subsetLabels = dr.subset(subset).GetLabels()
 	}
@@ -183,10 +187,8 @@ func (c *cluster) each(fn func(member int, ep endpoint, sm serverPolicy, w Wire)
 		switch {
 		case c.modes != nil:
 			sm = c.modes[i]
-		case p.sidecar:
-			sm = c.servers.serverMode(p.labels, target)
 		default:
-			sm = serverPolicy{mode: NoSidecar}
+			sm = c.env.endpointServer(c.servers, p, c.servers.workload(p.labels), target, c.nsAmbient)
 		}
 		fn(i, endpoint{pod: p, target: target}, sm, c.wire(p, sm))
 	}
@@ -194,6 +196,9 @@ func (c *cluster) each(fn func(member int, ep endpoint, sm serverPolicy, w Wire)
 
 // wire is what the client sends to pod p, whose policy is sm.
 func (c *cluster) wire(p *pod, sm serverPolicy) Wire {
+	if w, ok := c.tunnelWire(p); ok {
+		return w
+	}
 	switch {
 	case c.tls != nil:
 		return explicitWire(c.tls, c.dr)
@@ -242,12 +247,13 @@ func (e *env) row(svc *service, sp servicePort, subset string, dr *mergedRule) *
 	var servers, policies []string
 	r.Endpoints = []Endpoint{}
 	c.each(func(_ int, ep endpoint, sm serverPolicy, w Wire) {
-		out := Endpoint{Pod: ep.pod.key(), TargetPort: ep.target, Sidecar: ep.pod.sidecar, ServerMode: sm.mode, AuthnPolicy: "-", ClientSends: w}
+		out := Endpoint{Pod: ep.pod.key(), TargetPort: ep.target, Sidecar: ep.pod.sidecar, Dataplane: ep.pod.dataplane(c.nsAmbient),
+			ServerMode: sm.mode, AuthnPolicy: "-", ClientSends: w}
 		if sm.source != nil {
 			out.AuthnPolicy = sm.source.ref()
 		}
-		out.OK = Compatible(out.ServerMode, w)
-		out.Reason = reason(out.ServerMode, w)
+		out.OK = accepts(sm, w)
+		out.Reason = reasonFor(sm, w)
 		if dr.viaPassthrough() {
 			out.Reason = passthroughReason(dr, out.ServerMode, out.OK)
 		}

@@ -109,7 +109,7 @@ func (s *State) envs(ch Change) (before, after *env, sc scope, err error) {
 func namespaceModeChanges(before, after *env, ns string) bool {
 	b, _ := before.namespaceMode(ns)
 	a, _ := after.namespaceMode(ns)
-	return a != b
+	return a != b || ambientBaselineChanges(before, after, ns)
 }
 
 func appendServices(l []*service, n *namespace) []*service {

@@ -231,6 +231,38 @@ func (d *entryDiff) compare(svcB, svcA *service) {
 			}
 		}
 	}
+	if d.clientNS == "" {
+		d.compareZtunnel(svcB, svcA)
+	}
+}
+
+// compareZtunnel is compare for ztunnel clients, which no Sidecar scopes:
+// one symbolic view of them all.
+func (d *entryDiff) compareZtunnel(svcB, svcA *service) {
+	rb, ra := d.ztunnelRows(0, svcB), d.ztunnelRows(1, svcA)
+	for port, r := range ra {
+		if newFailures(r, rb[port]) {
+			d.newG.addZtunnel(r)
+		}
+	}
+	for port, r := range rb {
+		if newFailures(r, ra[port]) {
+			d.resolvedG.addZtunnel(r)
+		}
+	}
+}
+
+// ztunnelRows are the rows ztunnel clients have for svc in state i, by port.
+func (d *entryDiff) ztunnelRows(i int, svc *service) map[int32]*Row {
+	st := d.st[i]
+	if svc == nil || st.totalZtunnelViews == 0 || !st.ztunnelUses(svc) {
+		return nil
+	}
+	out := map[int32]*Row{}
+	for _, sp := range svc.ports {
+		out[sp.port] = d.ev[i].ztunnelRowFor(svc, sp)
+	}
+	return out
 }
 
 // rows are the rows view v has for svc in state i, by port and subset.

@@ -55,8 +55,10 @@ type State struct {
 	// drShared is set on a Clone: the four maps above belong to another
 	// State too and are copied before the first write.
 	drShared bool
-	// totalViews counts the client views of every namespace.
-	totalViews int
+	// totalViews counts the client views of every namespace;
+	// totalZtunnelViews their ambient client views (ambient_views.go).
+	totalViews        int
+	totalZtunnelViews int
 	// entryIdx indexes ServiceEntry services and Sidecars (serviceentry.go);
 	// nil when there are none. Replaced, never changed.
 	entryIdx *entryHosts
@@ -75,6 +77,10 @@ type namespace struct {
 	views     []ClientView
 	injection bool
 	entries   *entries // ServiceEntries, WorkloadEntries, Sidecars; nil: none
+	// ambient: labelled istio.io/dataplane-mode=ambient; ztunnel is its
+	// ambient client view, if any.
+	ambient bool
+	ztunnel []ClientView
 }
 
 // NewState indexes a snapshot. It fails on the first object it cannot use,
@@ -171,6 +177,8 @@ func NewState(s Snapshot) (*State, error) {
 			n.views = computeViews(n, n.drs)
 			st.totalViews += len(n.views)
 		}
+		n.ztunnel = computeZtunnelView(n)
+		st.totalZtunnelViews += len(n.ztunnel)
 		nss[name] = n
 	}
 	st.namespaces = pmapOf(nss)
@@ -216,6 +224,7 @@ func (s *State) edit(name string) *namespace {
 func (n *namespace) setLabels(l map[string]string) {
 	n.labels = l
 	n.injection = l[InjectionLabel] == "enabled" || l[RevisionLabel] != ""
+	n.ambient = l[DataplaneModeLabel] == "ambient"
 }
 
 // setService replaces (svc non-nil) or removes service name of n, which
@@ -352,6 +361,7 @@ func (s *State) Apply(obj runtime.Object) error {
 		n := s.edit(o.Name)
 		n.setLabels(o.Labels)
 		s.setViews(n, computeViews(n, n.drs))
+		s.setZtunnelView(n, computeZtunnelView(n))
 	case *corev1.Service:
 		s.putService(o)
 	case *corev1.Pod:
@@ -408,6 +418,7 @@ func (s *State) Remove(obj runtime.Object) error {
 			n := s.edit(o.Name)
 			n.setLabels(nil)
 			s.setViews(n, computeViews(n, n.drs))
+			s.setZtunnelView(n, computeZtunnelView(n))
 		}
 	case *corev1.Service:
 		if n := s.ns(o.Namespace); n != nil && n.services[o.Name] != nil {
@@ -513,6 +524,7 @@ func (s *State) podChanged(n *namespace, old, upd *pod) {
 	}
 	s.entriesPodChanged(n, old, upd)
 	s.updateViews(n, old, upd)
+	s.updateZtunnelView(n, old, upd)
 }
 
 // updateViews keeps a namespace's client views current. Without

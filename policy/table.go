@@ -22,7 +22,7 @@ type Query struct {
 func (s *State) Table(q Query) ([]Group, error) {
 	ev := newEvaluator(&env{st: s})
 	g := newGrouper(s)
-	var views []ClientView
+	var views, ztunnelViews []ClientView
 	perView := q.Namespace != "" || q.Pod != ""
 	if perView {
 		ns := q.Namespace
@@ -32,8 +32,8 @@ func (s *State) Table(q Query) ([]Group, error) {
 			if p == nil {
 				return nil, fmt.Errorf("pod %s not found", q.Pod)
 			}
-			if !p.sidecar {
-				return nil, fmt.Errorf("pod %s has no Istio sidecar: it sends plaintext to every service", q.Pod)
+			if !p.sidecar && !p.captured(s.namespaceAmbient(ns)) {
+				return nil, fmt.Errorf("pod %s has no Istio sidecar and is not captured by ztunnel: it sends plaintext to every service", q.Pod)
 			}
 		}
 		for _, v := range ev.views(ns) {
@@ -41,8 +41,9 @@ func (s *State) Table(q Query) ([]Group, error) {
 				views = append(views, v)
 			}
 		}
-		if len(views) == 0 {
-			return nil, fmt.Errorf("namespace %q has no client sidecar and is not labelled for injection", ns)
+		ztunnelViews = s.ztunnelViews(ns, q.Pod)
+		if len(views) == 0 && len(ztunnelViews) == 0 {
+			return nil, fmt.Errorf("namespace %q has no client sidecar, no ambient pod, and is not labelled for injection or ambient", ns)
 		}
 	}
 	services := s.services
@@ -76,6 +77,7 @@ func (s *State) Table(q Query) ([]Group, error) {
 				}
 			}
 		}
+		g.addZtunnelRows(ev, svc, perView, ztunnelViews)
 	}
 	return g.sorted(), nil
 }

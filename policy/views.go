@@ -18,6 +18,9 @@ type ClientView struct {
 	// Pods lists the sidecar pods (namespace/name), sorted. It is empty for a
 	// namespace labelled for injection that has no sidecar pod yet.
 	Pods []string
+	// Ztunnel marks the namespace's ambient clients: Pods are its captured
+	// pods, whose traffic ztunnel carries (ambient_views.go).
+	Ztunnel bool
 
 	labels map[string]string
 }
@@ -32,12 +35,18 @@ func (v ClientView) Pod() string {
 
 // Key identifies the view within its namespace.
 func (v ClientView) Key() string {
+	if v.Ztunnel {
+		return v.Namespace + "|~ztunnel"
+	}
 	return v.Namespace + "|" + strings.Join(v.Selectors, ",")
 }
 
 // String renders the view for messages: the namespace, and the selecting
 // rules when there are any.
 func (v ClientView) String() string {
+	if v.Ztunnel {
+		return v.Namespace + "(ztunnel)"
+	}
 	if len(v.Selectors) == 0 {
 		return v.Namespace
 	}

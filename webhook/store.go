@@ -240,7 +240,9 @@ func samePod(a, b any) bool {
 	q, ok2 := b.(*corev1.Pod)
 	return ok && ok2 && p.Namespace == q.Namespace && p.Name == q.Name &&
 		p.Status.Phase == q.Status.Phase && policy.HasSidecar(p) == policy.HasSidecar(q) &&
-		maps.Equal(p.Labels, q.Labels) && reflect.DeepEqual(p.Spec.Containers, q.Spec.Containers)
+		maps.Equal(p.Labels, q.Labels) && reflect.DeepEqual(p.Spec.Containers, q.Spec.Containers) &&
+		p.Annotations[policy.RedirectionAnnotation] == q.Annotations[policy.RedirectionAnnotation] &&
+		p.Spec.HostNetwork == q.Spec.HostNetwork
 }
 
 func describe(obj any) string {

@@ -189,6 +189,10 @@ func TestSamePod(t *testing.T) {
 		},
 		"port":  func(p *corev1.Pod) { p.Spec.Containers[0].Ports[0].ContainerPort = 9090 },
 		"phase": func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded },
+		"ambient redirection": func(p *corev1.Pod) {
+			p.Annotations = map[string]string{policy.RedirectionAnnotation: "enabled"}
+		},
+		"host network": func(p *corev1.Pod) { p.Spec.HostNetwork = true },
 	}
 	for name, m := range mutate {
 		p := base.DeepCopy()
@@ -231,5 +235,41 @@ func TestOnChangeSeesEveryObject(t *testing.T) {
 	want := []string{"*v1.Pod default/extra deleted=false inState=true", "*v1.Pod default/extra deleted=true inState=false"}
 	if !slices.Equal(got, want) {
 		t.Errorf("OnChange calls %q, want %q", got, want)
+	}
+}
+
+// TestNamespaceDataplaneLabelReachesTheState: relabelling a namespace
+// ambient through the informer's handler makes its plain pods ztunnel
+// clients and captured servers in the state decisions read.
+func TestNamespaceDataplaneLabelReachesTheState(t *testing.T) {
+	plain := sidecarPod("legacy", "web-1", "web")
+	plain.Labels = map[string]string{"app": "web"}
+	plain.Annotations = nil
+	plain.Spec.Containers = plain.Spec.Containers[:1]
+	s := deepDive(t, namespace("legacy", nil), service("legacy", "web", 80, 8080), plain)
+	h := s.eventHandler(log.Log)
+	h.OnUpdate(namespace("legacy", nil), namespace("legacy", map[string]string{policy.DataplaneModeLabel: "ambient"}))
+	var rows []policy.ViewRow
+	if err := s.View(func(st *policy.State) error {
+		groups, err := st.Table(policy.Query{Namespace: "legacy"})
+		rows = policy.Expand(groups)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range rows {
+		if !r.View.Ztunnel {
+			t.Errorf("legacy has a sidecar view %s", r.View)
+		}
+		if r.Host == "web.legacy.svc.cluster.local" {
+			found = true
+			if ep := r.Endpoints[0]; ep.ServerMode != policy.AmbientStrict || ep.ClientSends != policy.HBONE || !ep.OK {
+				t.Errorf("web endpoint %+v, want an ambient STRICT pod reached over HBONE", ep)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no ztunnel row for web: %+v", rows)
 	}
 }

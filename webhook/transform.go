@@ -14,9 +14,10 @@ const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 // engine reads and drops everything else before the Pod enters the cache:
 // namespace, name and resourceVersion; labels; the sidecar status
 // annotation's key (its value, a few hundred bytes of JSON, is not read);
-// container names and ports (name and number); the names of istio-proxy
-// init containers (native sidecars); the service account (the workload's
-// identity); the phase. Other objects pass through.
+// the ambient redirection annotation and hostNetwork, which decide whether
+// ztunnel captures the pod; container names and ports (name and number);
+// the names of istio-proxy init containers (native sidecars); the service
+// account (the workload's identity); the phase. Other objects pass through.
 func StripPod(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -35,6 +36,13 @@ func StripPod(obj any) (any, error) {
 	if _, ok := p.Annotations[policy.SidecarStatusAnnotation]; ok {
 		out.Annotations = map[string]string{policy.SidecarStatusAnnotation: ""}
 	}
+	if v, ok := p.Annotations[policy.RedirectionAnnotation]; ok {
+		if out.Annotations == nil {
+			out.Annotations = map[string]string{}
+		}
+		out.Annotations[policy.RedirectionAnnotation] = v
+	}
+	out.Spec.HostNetwork = p.Spec.HostNetwork
 	if len(p.Spec.Containers) > 0 {
 		out.Spec.Containers = make([]corev1.Container, len(p.Spec.Containers))
 		for i, c := range p.Spec.Containers {

@@ -108,11 +108,23 @@ func TestStripPodSameTable(t *testing.T) {
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}},
 		Status:     corev1.PodStatus{Phase: corev1.PodSucceeded},
 	}
+	// Ambient: the CNI's annotation captures a pod; a host-network pod is
+	// never captured, whatever its label says.
+	redirected := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "redirected", Labels: map[string]string{"app": "redirected"},
+			Annotations: map[string]string{policy.RedirectionAnnotation: "enabled"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}},
+	}
+	hostNetwork := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "hostnet", Labels: map[string]string{"app": "hostnet", policy.DataplaneModeLabel: "ambient"}},
+		Spec:       corev1.PodSpec{HostNetwork: true, Containers: []corev1.Container{{Name: "app"}}},
+	}
 	namedPod := withPort(sidecarPod("default", "named-1", "named"))
 	namedPod.Spec.ServiceAccountName = "named" // its identity must survive
-	pods := []*corev1.Pod{byLabel, byContainer, byInit, plain, done, namedPod, decodePod(t, injectedPod(t))}
+	pods := []*corev1.Pod{byLabel, byContainer, byInit, plain, done, namedPod, decodePod(t, injectedPod(t)), redirected, hostNetwork}
 	svcs := []*corev1.Service{named, service("default", "label", 80, 0), service("default", "container", 80, 0),
-		service("default", "native", 80, 0), service("default", "plain", 80, 0), service("default", "hello", 80, 0)}
+		service("default", "native", 80, 0), service("default", "plain", 80, 0), service("default", "hello", 80, 0),
+		service("default", "redirected", 80, 0), service("default", "hostnet", 80, 0)}
 
 	table := func(pods []*corev1.Pod) string {
 		t.Helper()
@@ -152,6 +164,9 @@ func TestStripPodSameTable(t *testing.T) {
 		stripped = append(stripped, s.(*corev1.Pod))
 		if policy.HasSidecar(p) != policy.HasSidecar(s.(*corev1.Pod)) {
 			t.Errorf("%s: HasSidecar changed", p.Name)
+		}
+		if policy.Captured(p, false) != policy.Captured(s.(*corev1.Pod), false) {
+			t.Errorf("%s: Captured changed", p.Name)
 		}
 	}
 	want, got := table(pods), table(stripped)

@@ -53,9 +53,11 @@ type JSONGroupRow struct {
 
 // JSONEndpoint is one server pod of a row.
 type JSONEndpoint struct {
-	Pod         string `json:"pod"`
-	TargetPort  int32  `json:"target_port"`
-	Sidecar     bool   `json:"sidecar"`
+	Pod        string `json:"pod"`
+	TargetPort int32  `json:"target_port"`
+	Sidecar    bool   `json:"sidecar"`
+	// Dataplane is sidecar, ambient (captured by ztunnel) or none.
+	Dataplane   string `json:"dataplane"`
 	ServerMode  string `json:"server_mode"`
 	AuthnPolicy string `json:"authn_policy"`
 	ClientSends string `json:"client_sends"`
@@ -104,7 +106,7 @@ func endpoints(r *policy.Row) []JSONEndpoint {
 	out := make([]JSONEndpoint, 0, len(r.Endpoints))
 	for _, ep := range r.Endpoints {
 		out = append(out, JSONEndpoint{
-			Pod: ep.Pod, TargetPort: ep.TargetPort, Sidecar: ep.Sidecar,
+			Pod: ep.Pod, TargetPort: ep.TargetPort, Sidecar: ep.Sidecar, Dataplane: ep.Dataplane.String(),
 			ServerMode: ep.ServerMode.String(), AuthnPolicy: ep.AuthnPolicy,
 			ClientSends: ep.ClientSends.String(), OK: ep.OK, Reason: ep.Reason,
 			Identity: ep.Identity,

@@ -80,6 +80,11 @@ func TestAgreement(t *testing.T) {
 		t.Fatalf("no curated scenarios: %v", err)
 	}
 	for _, c := range curated {
+		if strings.HasPrefix(filepath.Base(filepath.Dir(c)), "ambient-") {
+			// The oracle runs istiod without ambient (no ambient index, no
+			// HBONE): see "Ambient" in test/conformance/KNOWN_DIFFERENCES.md.
+			continue
+		}
 		name := filepath.Base(filepath.Dir(c)) + ".yaml"
 		raw, err := os.ReadFile(c)
 		if err != nil {
