@@ -109,9 +109,10 @@ func TestSustainedLoad(t *testing.T) {
 	o.Audit.LeaderElect = false // the audit runs in this single replica
 	o.Audit.ReportAPI = audit.NoReports
 	o.ShutdownDelay = 10 * time.Millisecond
-	// Under -race on a shared machine a decision can take seconds: this
-	// test counts wrong answers and measures, it does not time out.
-	o.DecisionTimeout = 9 * time.Second
+	// Under -race on a shared machine a request can wait seconds: this
+	// test counts wrong answers and measures, it does not time out (the
+	// webhook configuration allows 30 s).
+	o.DecisionTimeout = 25 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	mgr, err := webhook.New(ctx, cfg, o)
 	if err != nil {
@@ -203,7 +204,7 @@ func writeUntil(cl client.Client, i int, stop time.Time, results *tally) {
 	// Each client starts at another class, so that every class runs even
 	// when a client makes only a few writes.
 	for n := i; time.Now().Before(stop); n++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		start := time.Now()
 		var o op
 		var err error
