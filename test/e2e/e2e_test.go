@@ -83,13 +83,22 @@ func TestInstallAndDeepDive(t *testing.T) {
 		waitForCertificate(ctx, t, c, certDir)
 	}))
 
+	var w *webhook
 	must(t, t.Run("the webhook syncs every informer as its ServiceAccount", func(t *testing.T) {
 		kc := c.impersonatingKubeconfig(top, namespace, serviceAccount)
-		w := c.startWebhook(top, "mtlsguard", certDir, kc, port)
+		w = c.startWebhook(top, "mtlsguard", certDir, kc, port)
 		t.Logf("ready after %s", w.waitReady(t, 90*time.Second).Round(time.Millisecond))
 	}))
 
 	must(t, t.Run("Deep-Dive", func(t *testing.T) { deepDive(t, c) }))
+
+	t.Run("cert-manager reissues the serving certificate: served without a restart, no admission fails", func(t *testing.T) {
+		c.mustKubectl(t, "label", "namespace", "default", "mtlsguard.io/mode=enforce", "--overwrite")
+		eventually(t, "the webhook to deny bad-rule again", func() bool {
+			return c.kubectl(t, "apply", "--dry-run=server", "-f", badRule).code != 0
+		})
+		certificateRotation(ctx, t, c, w, certDir)
+	})
 
 	t.Run("the ServiceAccount may do nothing more", func(t *testing.T) {
 		mayDoNothingMore(ctx, t, c, serviceAccount)
