@@ -108,6 +108,10 @@ func TestInstallAndDeepDive(t *testing.T) {
 	t.Run("each RBAC rule is needed", func(t *testing.T) {
 		eachRuleIsNeeded(ctx, t, c, certDir)
 	})
+
+	t.Run("the SubjectAccessReview rule is needed to name what the requester may read", func(t *testing.T) {
+		theDisclosureRuleIsNeeded(ctx, t, c, w, certDir)
+	})
 }
 
 // deepDive is the walkthrough of Istio's Mutual TLS Deep-Dive task with the
