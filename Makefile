@@ -76,14 +76,15 @@ oracle: $(ORACLE) ## Build the conformance oracle into bin/ (compiles Istio: ~20
 .PHONY: test
 test: vet bin build ## Vet, then run every test: unit, golden, integration, e2e, image/release, then conformance.
 	$(GO) test -race ./policy/... ./webhook/...
-	$(GO) test -count=1 -skip '^TestAgreement$$' ./...
+	$(GO) test -count=1 -skip '^(TestAgreement|TestSustainedLoad)$$' ./...
+	$(GO) test -race -count=1 ./test/load/ -args -duration=$(LOAD_DURATION)
 	$(MAKE) -s test-submodules
 	$(MAKE) -s test-conformance
 
 # The edit-test loop: go test's result cache keeps what did not change.
 .PHONY: test-short
 test-short: bin ## Unit, golden and integration tests once: no e2e, no conformance, no image (under a minute warm).
-	$(GO) test $$($(GO) list ./... | grep -v /test/agreement)
+	$(GO) test $$($(GO) list ./... | grep -v -e /test/agreement -e /test/load)
 
 .PHONY: test-conformance
 test-conformance: $(ORACLE) ## The engine against Istio on 300 generated meshes, and the oracle's own tests.
@@ -105,6 +106,14 @@ update-golden: ## Rewrite policy/testdata golden files.
 .PHONY: bench
 bench: ## Run the engine benchmarks (see docs/performance.md).
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./policy/
+
+# How long test/load's 200 clients write in make test (docs/reliability.md
+# records a 60s run: make load LOAD_DURATION=60s).
+LOAD_DURATION ?= 10s
+
+.PHONY: load
+load: bin ## 200 clients write for LOAD_DURATION against the webhook under -race; p50/p99 (see docs/reliability.md).
+	$(GO) test -race -count=1 -timeout 0 -v -run TestSustainedLoad ./test/load/ -args -duration=$(LOAD_DURATION)
 
 # SCALE 1.0 is the engine benchmarks' cluster: 2,000 namespaces, 10,000
 # services, 50,000 pods, 5,000 DestinationRules, 2,000 PeerAuthentications.

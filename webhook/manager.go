@@ -71,6 +71,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (manager.Manager, err
 		Scheme: mtlsscheme.New(),
 		Cache: cache.Options{
 			DefaultTransform: stripMeta,
+			NewInformer:      store.newInformer(logf.Log.WithName("mtlsguard").WithName("state")),
 			ByObject: map[client.Object]cache.ByObject{
 				&corev1.Pod{}: {Transform: StripPod},
 				// Only the istio ConfigMap of the root namespace.

@@ -36,6 +36,9 @@ type Store struct {
 	// namespaces maps a namespace name to its namespaceInfo.
 	namespaces sync.Map
 	synced     atomic.Bool
+	// staleness counts informers that are listing again after a failed
+	// watch (staleness.go).
+	staleness staleness
 	// OnChange, if set before the informers start, is told of every object
 	// applied or removed (deleted), after the state has it.
 	OnChange func(obj runtime.Object, deleted bool)
@@ -61,15 +64,19 @@ func NewStore(m policy.Mesh) (*Store, error) {
 }
 
 // Synced reports whether every informer has delivered its initial list to
-// the store. Before that, no decision is made from it.
-func (s *Store) Synced() bool { return s.synced.Load() }
+// the store, and none is listing again after a failed watch. Otherwise no
+// decision is made from it.
+func (s *Store) Synced() bool { return s.synced.Load() && s.staleness.stale() == 0 }
 
 func (s *Store) markSynced() { s.synced.Store(true) }
 
 // ReadyCheck is a healthz.Checker that fails until the store has synced.
 func (s *Store) ReadyCheck(*http.Request) error {
-	if !s.Synced() {
+	if !s.synced.Load() {
 		return errors.New("informers have not synced yet")
+	}
+	if n := s.staleness.stale(); n > 0 {
+		return fmt.Errorf("%d informers are listing again after a failed watch", n)
 	}
 	return nil
 }

@@ -83,13 +83,22 @@ func TestInstallAndDeepDive(t *testing.T) {
 		waitForCertificate(ctx, t, c, certDir)
 	}))
 
+	var w *webhook
 	must(t, t.Run("the webhook syncs every informer as its ServiceAccount", func(t *testing.T) {
 		kc := c.impersonatingKubeconfig(top, namespace, serviceAccount)
-		w := c.startWebhook(top, "mtlsguard", certDir, kc, port)
+		w = c.startWebhook(top, "mtlsguard", certDir, kc, port)
 		t.Logf("ready after %s", w.waitReady(t, 90*time.Second).Round(time.Millisecond))
 	}))
 
 	must(t, t.Run("Deep-Dive", func(t *testing.T) { deepDive(t, c) }))
+
+	t.Run("cert-manager reissues the serving certificate: served without a restart, no admission fails", func(t *testing.T) {
+		c.mustKubectl(t, "label", "namespace", "default", "mtlsguard.io/mode=enforce", "--overwrite")
+		eventually(t, "the webhook to deny bad-rule again", func() bool {
+			return c.kubectl(t, "apply", "--dry-run=server", "-f", badRule).code != 0
+		})
+		certificateRotation(ctx, t, c, w, certDir)
+	})
 
 	t.Run("the ServiceAccount may do nothing more", func(t *testing.T) {
 		mayDoNothingMore(ctx, t, c, serviceAccount)
@@ -98,6 +107,10 @@ func TestInstallAndDeepDive(t *testing.T) {
 
 	t.Run("each RBAC rule is needed", func(t *testing.T) {
 		eachRuleIsNeeded(ctx, t, c, certDir)
+	})
+
+	t.Run("the SubjectAccessReview rule is needed to name what the requester may read", func(t *testing.T) {
+		theDisclosureRuleIsNeeded(ctx, t, c, w, certDir)
 	})
 }
 
@@ -118,7 +131,10 @@ func deepDive(t *testing.T, c *cluster) {
 		if r.code == 0 {
 			t.Fatalf("%s: exit 0, want a denial", r.cmd)
 		}
-		for _, want := range []string{`admission webhook "destinationrules.mtlsguard.io" denied the request`, "CONFLICT", "bad-rule"} {
+		// default/istio-system, the mesh-wide PeerAuthentication, is named
+		// only if the webhook may ask whether the requester may read it
+		// (--disclose=permitted: manifests/base/rbac-disclosure.yaml).
+		for _, want := range []string{`admission webhook "destinationrules.mtlsguard.io" denied the request`, "CONFLICT", "bad-rule", "default/istio-system"} {
 			if !strings.Contains(r.stderr, want) {
 				t.Errorf("%s: stderr does not contain %q:\n%s", r.cmd, want, r.stderr)
 			}
