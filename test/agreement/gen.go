@@ -51,6 +51,10 @@ type gen struct {
 	nss   []string
 	apps  map[string][]app // by namespace
 	hosts []string         // service FQDNs
+	// trustDomain and accounts (namespace/app: its pods' service
+	// accounts) feed subjectAltNames (gen_identity.go).
+	trustDomain string
+	accounts    map[string][]string
 }
 
 type app struct {
@@ -78,10 +82,10 @@ func (g *gen) scenario(seed uint64) {
 	g.apps = map[string][]app{}
 	root := "istio-system"
 	g.add(&corev1.Namespace{TypeMeta: typeMeta("v1", "Namespace"), ObjectMeta: metav1.ObjectMeta{Name: root}})
-	if g.chance(0.25) {
+	if mesh := g.meshConfig(); mesh != "" {
 		g.add(&corev1.ConfigMap{TypeMeta: typeMeta("v1", "ConfigMap"),
 			ObjectMeta: metav1.ObjectMeta{Name: policy.MeshConfigMapName, Namespace: root},
-			Data:       map[string]string{"mesh": "enableAutoMtls: false\n"}})
+			Data:       map[string]string{"mesh": mesh}})
 	}
 	n := 2 + g.intn(5)
 	for i := 0; i < n; i++ {
@@ -139,6 +143,7 @@ func (g *gen) service(ns, name string) {
 			Spec:   corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app", Ports: containerPorts}}},
 			Status: corev1.PodStatus{Phase: corev1.PodRunning},
 		}
+		g.serviceAccount(pod, ns, name)
 		if g.chance(0.8) {
 			pod.Labels[policy.TLSModeLabel] = "istio"
 			pod.Annotations = map[string]string{policy.SidecarStatusAnnotation: "{}"}
@@ -289,6 +294,7 @@ func (g *gen) destinationRules(root string) {
 				d.Spec.Subsets = append(d.Spec.Subsets, s)
 			}
 		}
+		g.subjectAltNames(d, tns, a)
 		switch {
 		case ns != root && g.chance(0.15):
 			// A workloadSelector rule: private to its namespace.
