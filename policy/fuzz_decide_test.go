@@ -282,6 +282,7 @@ func TestMeshgenNamesAreTheEngines(t *testing.T) {
 		{meshgen.InjectionLabel, InjectionLabel},
 		{meshgen.MeshConfigMapName, MeshConfigMapName},
 		{meshgen.RootNamespace, DefaultMesh().RootNamespace},
+		{meshgen.SpiffeID("td.example", "ns", "sa"), SpiffeID("td.example", "ns", "sa")},
 	} {
 		if c[0] != c[1] {
 			t.Errorf("meshgen says %q, the engine %q", c[0], c[1])

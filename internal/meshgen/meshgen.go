@@ -50,6 +50,10 @@ type Gen struct {
 	hosts []string         // service FQDNs
 	// changes numbers the objects Change creates.
 	changes int
+	// trustDomain and accounts (namespace/app: its pods' service
+	// accounts) feed subjectAltNames (identity.go).
+	trustDomain string
+	accounts    map[string][]string
 }
 
 type app struct {
@@ -64,17 +68,17 @@ func New(r *rand.Rand) *Gen {
 }
 
 // Mesh generates the mesh: the root namespace (maybe with a mesh ConfigMap
-// turning auto mTLS off), 2 to 6 namespaces of 1 or 2 services each, then
+// turning auto mTLS off or moving the trust domain), 2 to 6 namespaces of 1 or 2 services each, then
 // PeerAuthentications and DestinationRules. The same random stream always
 // gives the same objects, in the same order.
 func (g *Gen) Mesh() []runtime.Object {
 	g.apps = map[string][]app{}
 	root := RootNamespace
 	g.add(&corev1.Namespace{TypeMeta: typeMeta("v1", "Namespace"), ObjectMeta: metav1.ObjectMeta{Name: root}})
-	if g.chance(0.25) {
+	if mesh := g.meshConfig(); mesh != "" {
 		g.add(&corev1.ConfigMap{TypeMeta: typeMeta("v1", "ConfigMap"),
 			ObjectMeta: metav1.ObjectMeta{Name: MeshConfigMapName, Namespace: root},
-			Data:       map[string]string{"mesh": "enableAutoMtls: false\n"}})
+			Data:       map[string]string{"mesh": mesh}})
 	}
 	n := 2 + g.intn(5)
 	for i := 0; i < n; i++ {
@@ -153,6 +157,7 @@ func (g *Gen) service(ns, name string) {
 			pod.Annotations = map[string]string{SidecarStatusAnnotation: "{}"}
 			pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: "istio-proxy", Image: "proxyv2"})
 		}
+		g.serviceAccount(pod, ns, name)
 		g.add(pod)
 	}
 }
@@ -323,6 +328,7 @@ func (g *Gen) destinationRule(ns, name string) *networkingv1.DestinationRule {
 	case g.chance(0.3):
 		d.Spec.ExportTo = g.exportTo(ns)
 	}
+	g.subjectAltNames(d, tns, a)
 	return d
 }
 

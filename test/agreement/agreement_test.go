@@ -42,6 +42,7 @@ type answer struct {
 	ClientSends string
 	OK          bool
 	Detail      string
+	identity    // agreement_identity_test.go
 }
 
 type oracleOut struct {
@@ -54,6 +55,7 @@ type oracleOut struct {
 		ClientSends string `json:"client_sends"`
 		OK          bool   `json:"ok"`
 		Detail      string `json:"detail"`
+		oracleIdentity
 	} `json:"pairs"`
 	Rejected []string `json:"rejected"`
 }
@@ -112,7 +114,7 @@ func TestAgreement(t *testing.T) {
 		}
 		st.compare(t, name, want, readEngine(t, f))
 	}
-	for _, field := range []string{"pairs", "client_sends", "ok"} {
+	for _, field := range []string{"pairs", "client_sends", "ok", "identity", "san_check", "san_rejected", "sans", "ok_with_rule_sans"} {
 		c := st.fields[field]
 		t.Logf("agreement on %-12s %d/%d (%.2f%%)", field, c[0], c[1], 100*float64(c[0])/float64(max(c[1], 1)))
 	}
@@ -142,7 +144,7 @@ func readOracle(t *testing.T, path string) (map[pairKey]answer, []string) {
 	}
 	m := map[pairKey]answer{}
 	for _, p := range o.Pairs {
-		m[pairKey{p.ClientPod, p.Host, p.Port, p.Subset, p.ServerPod}] = answer{p.ClientSends, p.OK, p.Detail}
+		m[pairKey{p.ClientPod, p.Host, p.Port, p.Subset, p.ServerPod}] = answer{p.ClientSends, p.OK, p.Detail, p.oracleIdentity.identity()}
 	}
 	return m, o.Rejected
 }
@@ -161,7 +163,7 @@ func readEngine(t *testing.T, path string) map[pairKey]answer {
 	for _, r := range rows {
 		for _, client := range r.ClientPods {
 			for _, ep := range r.Endpoints {
-				m[pairKey{client, r.Host, int(r.Port), r.Subset, ep.Pod}] = answer{ep.ClientSends, ep.OK, ep.Reason}
+				m[pairKey{client, r.Host, int(r.Port), r.Subset, ep.Pod}] = answer{ep.ClientSends, ep.OK, ep.Reason, engineIdentity(r, ep)}
 			}
 		}
 	}
@@ -213,6 +215,10 @@ func (s *stats) compare(t *testing.T, name string, oracle, engine map[pairKey]an
 		sendsAgree, okAgree := o.ClientSends == e.ClientSends, o.OK == e.OK
 		s.count("client_sends", sendsAgree)
 		s.count("ok", okAgree)
+		if !s.compareIdentity(o, e, okAgree) && reported < 10 {
+			t.Errorf("%s: %s: identity: Istio %+v; engine %+v", name, k, o.identity, e.identity)
+			reported++
+		}
 		if sendsAgree && okAgree {
 			continue
 		}

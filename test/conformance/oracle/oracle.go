@@ -50,6 +50,13 @@ type Pair struct {
 	ServerAccepts bool   `json:"server_accepts"`
 	OK            bool   `json:"ok"`
 	Detail        string `json:"detail"`
+	// ServerIdentity is the server sidecar's certificate identity;
+	// SubjectAltNames the exact SANs the client checks it against;
+	// IdentityOK their verdict when IdentityChecked (identity.go).
+	ServerIdentity  string   `json:"server_identity"`
+	SubjectAltNames []string `json:"subject_alt_names"`
+	IdentityChecked bool     `json:"identity_checked"`
+	IdentityOK      bool     `json:"identity_ok"`
 }
 
 // Less orders pairs by client pod, host, port, subset, then server pod: the
@@ -325,6 +332,7 @@ func (e *evaluator) evalPair(cs *proxyState, c *cluster.Cluster, clusterName, ho
 	pair.OK = accepts
 	details = append(details, sdesc)
 	pair.Detail = strings.Join(details, "; ")
+	e.checkIdentity(&pair, ep, ts)
 	return pair
 }
 

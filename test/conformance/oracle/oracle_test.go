@@ -155,7 +155,8 @@ func TestJSONShape(t *testing.T) {
 	if len(generic.Pairs) == 0 {
 		t.Fatal("no pairs")
 	}
-	keys := []string{"client_pod", "host", "port", "subset", "server_pod", "target_port", "client_sends", "server_accepts", "ok", "detail"}
+	keys := []string{"client_pod", "host", "port", "subset", "server_pod", "target_port", "client_sends", "server_accepts", "ok", "detail",
+		"server_identity", "subject_alt_names", "identity_checked", "identity_ok"}
 	for _, k := range keys {
 		if _, ok := generic.Pairs[0][k]; !ok {
 			t.Errorf("missing key %q in %s", k, raw)
@@ -188,8 +189,8 @@ func checkInvariants(t *testing.T, res *oracle.Result) {
 		default:
 			t.Errorf("bad client_sends %q in %+v", p.ClientSends, p)
 		}
-		if p.OK != p.ServerAccepts {
-			t.Errorf("ok != server_accepts in %+v", p)
+		if p.OK != (p.ServerAccepts && (!p.IdentityChecked || p.IdentityOK)) {
+			t.Errorf("ok is not server_accepts and the identity check in %+v", p)
 		}
 		if p.Detail == "" {
 			t.Errorf("empty detail in %+v", p)

@@ -202,8 +202,9 @@ func (sc *Scenario) applyMesh(cms []*corev1.ConfigMap) error {
 	return nil
 }
 
-// normalize defaults namespaces, assigns pod IPs and service cluster IPs, and
-// makes every non-terminated pod Running+Ready so that it is an endpoint.
+// normalize defaults namespaces and service accounts, assigns pod IPs and
+// service cluster IPs, and makes every non-terminated pod Running+Ready so
+// that it is an endpoint.
 func (sc *Scenario) normalize() {
 	ensureNS := func(ns string) {
 		if _, ok := sc.Namespaces[ns]; !ok {
@@ -216,6 +217,11 @@ func (sc *Scenario) normalize() {
 	for _, p := range sc.Pods {
 		if p.Namespace == "" {
 			p.Namespace = "default"
+		}
+		if p.Spec.ServiceAccountName == "" {
+			// The API server's ServiceAccount admission: without it Istio
+			// would name the pod's identity ".../sa/".
+			p.Spec.ServiceAccountName = "default"
 		}
 		ensureNS(p.Namespace)
 		if p.Status.PodIP != "" {

@@ -1,0 +1,87 @@
+package oracle
+
+import (
+	"fmt"
+	"slices"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	corev1 "k8s.io/api/core/v1"
+
+	"istio.io/istio/pilot/pkg/serviceregistry/kube"
+)
+
+// The identity check (semantics doc part 2, §4): the client Envoy accepts
+// the server's certificate only if one of its URI SANs equals one of the
+// exact strings of the client's match_subject_alt_names, when that list is
+// not empty. Istio's CA signs, for a pod, the identity
+// kube.SecureNamingSAN(pod, meshConfig.trustDomain). The oracle reads the
+// list from the transport socket Istio built for the endpoint, so the
+// service accounts, trustDomainAliases and DestinationRule subjectAltNames
+// are all Istio's.
+
+// checkIdentity records the server's identity and the SANs the client
+// checks on pair, and fails a pair the server accepts whose certificate the
+// client rejects. Only a sidecar server presents a mesh certificate, and
+// only istio_mutual and mutual_tls reach its TLS termination.
+func (e *evaluator) checkIdentity(pair *Pair, ep endpointRef, ts *core.TransportSocket) {
+	if !HasSidecar(ep.pod) {
+		return
+	}
+	pair.ServerIdentity = ServerIdentity(e.sc, ep.pod)
+	if pair.ClientSends != IstioMutual && pair.ClientSends != MutualTLS {
+		return
+	}
+	sans, other := subjectAltNames(ts)
+	pair.SubjectAltNames = sans
+	if len(sans) == 0 && other == 0 {
+		return
+	}
+	pair.IdentityChecked = true
+	pair.IdentityOK = slices.Contains(sans, pair.ServerIdentity)
+	if other > 0 {
+		pair.Detail += fmt.Sprintf("; %d non-exact SAN matchers not evaluated", other)
+	}
+	if !pair.IdentityOK && pair.OK {
+		pair.OK = false
+		pair.Detail += fmt.Sprintf("; client SAN check %q rejects the server certificate %s", sans, pair.ServerIdentity)
+	}
+}
+
+// ServerIdentity is the URI SAN of pod's certificate (normalize has given
+// the pod its default service account).
+func ServerIdentity(sc *Scenario, pod *corev1.Pod) string {
+	return kube.SecureNamingSAN(pod, sc.Mesh.GetTrustDomain())
+}
+
+// subjectAltNames returns the exact SAN strings the upstream TLS context
+// of ts checks, and how many matchers of another kind it has.
+func subjectAltNames(ts *core.TransportSocket) (exact []string, other int) {
+	if ts.GetTypedConfig() == nil {
+		return nil, 0
+	}
+	ctx := &tlsv3.UpstreamTlsContext{}
+	if err := ts.GetTypedConfig().UnmarshalTo(ctx); err != nil {
+		return nil, 0
+	}
+	common := ctx.GetCommonTlsContext()
+	vc := common.GetValidationContext()
+	if c := common.GetCombinedValidationContext(); c != nil {
+		vc = c.GetDefaultValidationContext()
+	}
+	for _, m := range vc.GetMatchSubjectAltNames() {
+		if s := m.GetExact(); s != "" {
+			exact = append(exact, s)
+		} else {
+			other++
+		}
+	}
+	for _, m := range vc.GetMatchTypedSubjectAltNames() {
+		if s := m.GetMatcher().GetExact(); s != "" && m.GetSanType() == tlsv3.SubjectAltNameMatcher_URI {
+			exact = append(exact, s)
+		} else {
+			other++
+		}
+	}
+	return exact, other
+}
