@@ -3,6 +3,7 @@ package policy
 import (
 	"maps"
 	"slices"
+	"sync"
 
 	securityapi "istio.io/api/security/v1beta1"
 )
@@ -83,7 +84,7 @@ func (e *env) ambientServer(p *pod, targetPort int32) serverPolicy {
 	if converted {
 		// PeerAuthDerivedPolicies: the namespace and root policies of the
 		// conversion are the oldest without a selector field.
-		pol := convertPeerAuthentication(root, wl, oldestUnselected(e.peerAuths(wl.namespace)), oldestUnselected(e.peerAuths(root)))
+		pol := e.ztunnelPolicies.convert(root, wl, oldestUnselected(e.peerAuths(wl.namespace)), oldestUnselected(e.peerAuths(root)))
 		// A referenced policy that was never produced is skipped by ztunnel
 		// ("skipping unknown policy"): quirk B of the semantics document.
 		if pol.deniesPlaintext(uint32(targetPort)) {
@@ -274,4 +275,31 @@ func convertPeerAuthentication(root string, cfg, nsCfg, rootCfg *peerAuth) *ztun
 		groups = append(groups, rules)
 	}
 	return &ztunnelDeny{groups: groups}
+}
+
+// ztunnelPolicies memoizes convertPeerAuthentication, a function of the
+// three policies it reads: every captured pod a workload policy selects
+// gets the same ztunnel policy, and a mesh-wide decision asks for it per
+// pod, port and env.
+type ztunnelPolicies struct {
+	mu sync.RWMutex
+	m  map[[3]*peerAuth]*ztunnelDeny
+}
+
+func (z *ztunnelPolicies) convert(root string, cfg, nsCfg, rootCfg *peerAuth) *ztunnelDeny {
+	k := [3]*peerAuth{cfg, nsCfg, rootCfg}
+	z.mu.RLock()
+	pol, ok := z.m[k]
+	z.mu.RUnlock()
+	if ok {
+		return pol
+	}
+	pol = convertPeerAuthentication(root, cfg, nsCfg, rootCfg)
+	z.mu.Lock()
+	if z.m == nil {
+		z.m = map[[3]*peerAuth]*ztunnelDeny{}
+	}
+	z.m[k] = pol
+	z.mu.Unlock()
+	return pol
 }

@@ -179,7 +179,7 @@ func (ev *serviceEval) failingZtunnel(e, pi int, z ztunnelPath) bitset {
 			return m.failing
 		}
 	}
-	out := make(bitset, (len(ev.svc.members)+63)/64)
+	out := ev.newBitset()
 	sp := ev.svc.ports[pi]
 	modes := ev.serverModes(e, pi)
 	for i, p := range ev.svc.members {

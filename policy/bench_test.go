@@ -31,7 +31,7 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-var benchState *policy.State
+var benchState, mixedState *policy.State
 
 func bigState(b *testing.B) *policy.State {
 	b.Helper()
@@ -194,6 +194,38 @@ func BenchmarkDecisionMeshWide(b *testing.B) {
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			d := decide(b, st, c.ch, c.wantNew)
+			b.ReportMetric(float64(d.NewTotal), "new/op")
+			b.ReportMetric(float64(d.ResolvedTotal), "resolved/op")
+		})
+	}
+}
+
+// BenchmarkDecisionMeshWideMixed is BenchmarkDecisionMeshWide on the same
+// cluster with a quarter of its namespaces in ambient mode: ztunnel clients
+// and captured servers are evaluated beside the sidecar ones.
+func BenchmarkDecisionMeshWideMixed(b *testing.B) {
+	if mixedState == nil {
+		st, err := policy.NewState(bigcluster.Mixed(*benchScale))
+		if err != nil {
+			b.Fatal(err)
+		}
+		mixedState = st
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	strict, disable := securityapi.PeerAuthentication_MutualTLS_STRICT, securityapi.PeerAuthentication_MutualTLS_DISABLE
+	cases := []struct {
+		name    string
+		ch      policy.Change
+		wantNew bool
+	}{
+		{"PeerAuthenticationStrictToDisable", policy.Change{Old: meshPA(strict), New: meshPA(disable)}, true},
+		{"DestinationRuleIstioMutualToDisable", policy.Change{
+			Old: meshDR("default", networkingapi.ClientTLSSettings_ISTIO_MUTUAL, t0),
+			New: meshDR("default", networkingapi.ClientTLSSettings_DISABLE, t0)}, true},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			d := decide(b, mixedState, c.ch, c.wantNew)
 			b.ReportMetric(float64(d.NewTotal), "new/op")
 			b.ReportMetric(float64(d.ResolvedTotal), "resolved/op")
 		})

@@ -15,6 +15,9 @@ type env struct {
 	ovDRs   []*destRule
 	ovIdx   *drIndex
 	ovViews []ClientView
+	// ztunnelPolicies are the ztunnel policies converted in this env
+	// (ambient_server.go).
+	ztunnelPolicies ztunnelPolicies
 }
 
 type kind int

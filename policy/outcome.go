@@ -45,6 +45,7 @@ type serviceEval struct {
 	// none): every verdict of the port reads them.
 	portTargets [][]int32
 	targetBuf   []int32
+	modeBuf     []serverPolicy
 	// chains[e] resolves the service namespace's PeerAuthentications in
 	// env e; workloads[e] are the members' own policies.
 	chains                [2]*paChain
@@ -90,6 +91,8 @@ func (ev *serviceEval) reset(svc *service) {
 	ev.words = ev.words[:0]
 	ev.portTargets = ev.portTargets[:0]
 	ev.targetBuf = ev.targetBuf[:0]
+	clear(ev.modeBuf) // drop the policies' pointers
+	ev.modeBuf = ev.modeBuf[:0]
 	ev.pendingNew.reset()
 	ev.pendingResolved.reset()
 	for e := range ev.modes {
@@ -136,7 +139,12 @@ func (ev *serviceEval) serverModes(e, pi int) []serverPolicy {
 		}
 	}
 	targets := ev.targetPorts(pi)
-	m := make([]serverPolicy, len(ev.svc.members))
+	n := len(ev.svc.members)
+	if cap(ev.modeBuf)-len(ev.modeBuf) < n {
+		ev.modeBuf = make([]serverPolicy, 0, max(2*cap(ev.modeBuf), n, 64))
+	}
+	m := ev.modeBuf[len(ev.modeBuf) : len(ev.modeBuf)+n]
+	ev.modeBuf = ev.modeBuf[:len(ev.modeBuf)+n]
 	for i, p := range ev.svc.members {
 		m[i] = serverPolicy{mode: NoSidecar}
 		if targets[i] != noTarget {
@@ -187,14 +195,7 @@ func (ev *serviceEval) failing(e, pi int, subset string, dr *mergedRule) bitset 
 			return m.failing
 		}
 	}
-	n := (len(ev.svc.members) + 63) / 64
-	if cap(ev.words)-len(ev.words) < n {
-		// A new array: earlier bitsets keep pointing into the old one.
-		ev.words = make([]uint64, 0, max(2*cap(ev.words), n, 64))
-	}
-	out := bitset(ev.words[len(ev.words) : len(ev.words)+n])
-	ev.words = ev.words[:len(ev.words)+n]
-	clear(out)
+	out := ev.newBitset()
 	c := ev.envs[e].clusterWith(ev.chain(e), ev.svc, ev.svc.ports[pi], subset, dr)
 	c.modes, c.targets = ev.serverModes(e, pi), ev.targetPorts(pi)
 	mesh := ev.envs[e].st.mesh
@@ -204,6 +205,20 @@ func (ev *serviceEval) failing(e, pi int, subset string, dr *mergedRule) bitset 
 		}
 	})
 	ev.memo = append(ev.memo, memoEntry{e, pi, subset, dr, out})
+	return out
+}
+
+// newBitset returns a cleared bitset for the service's members, from
+// scratch space reused by the next service.
+func (ev *serviceEval) newBitset() bitset {
+	n := (len(ev.svc.members) + 63) / 64
+	if cap(ev.words)-len(ev.words) < n {
+		// A new array: earlier bitsets keep pointing into the old one.
+		ev.words = make([]uint64, 0, max(2*cap(ev.words), n, 64))
+	}
+	out := bitset(ev.words[len(ev.words) : len(ev.words)+n])
+	ev.words = ev.words[:len(ev.words)+n]
+	clear(out)
 	return out
 }
 

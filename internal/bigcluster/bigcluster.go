@@ -128,3 +128,25 @@ func Snapshot(scale int) policy.Snapshot {
 func TLSPolicy(m networkingapi.ClientTLSSettings_TLSmode) *networkingapi.TrafficPolicy {
 	return &networkingapi.TrafficPolicy{Tls: &networkingapi.ClientTLSSettings{Mode: m}}
 }
+
+// Mixed is Snapshot with every fourth namespace moved to ambient mode:
+// labelled istio.io/dataplane-mode=ambient, its pods without sidecars, so
+// that they are ztunnel clients and captured servers beside sidecar ones.
+func Mixed(scale int) policy.Snapshot {
+	s := Snapshot(scale)
+	ambient := map[string]bool{}
+	for _, n := range s.Namespaces {
+		var i int
+		if _, err := fmt.Sscanf(n.Name, "ns-%d", &i); err == nil && i%4 == 3 {
+			n.Labels = map[string]string{policy.DataplaneModeLabel: "ambient"}
+			ambient[n.Name] = true
+		}
+	}
+	for _, p := range s.Pods {
+		if ambient[p.Namespace] {
+			delete(p.Labels, policy.TLSModeLabel)
+			p.Annotations = nil
+		}
+	}
+	return s
+}
