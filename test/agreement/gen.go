@@ -28,10 +28,30 @@ import (
 // Generate returns a random, valid Istio scenario for seed as
 // multi-document YAML. The same seed always gives the same scenario.
 func Generate(seed uint64) []byte {
-	g := &gen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), t0: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	return generate(seed, false)
+}
+
+// GenerateAmbient is Generate for the ambient family: namespaces labelled
+// istio.io/dataplane-mode=ambient, pods captured, opted out with none, or
+// enrolled by their own label, sidecars with and without the HBONE tunnel
+// label. It draws from its own stream, so Generate's scenarios do not change.
+func GenerateAmbient(seed uint64) []byte {
+	return generate(seed, true)
+}
+
+func generate(seed uint64, ambient bool) []byte {
+	stream := seed ^ 0x9e3779b97f4a7c15
+	if ambient {
+		stream ^= 0xa3b1e7
+	}
+	g := &gen{r: rand.New(rand.NewPCG(seed, stream)), t0: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), ambient: ambient}
 	g.scenario(seed)
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "# generated scenario, seed %d\n", seed)
+	family := ""
+	if ambient {
+		family = " (ambient)"
+	}
+	fmt.Fprintf(&b, "# generated scenario%s, seed %d\n", family, seed)
 	for _, o := range g.objs {
 		raw, err := yaml.Marshal(o)
 		if err != nil {
@@ -51,6 +71,10 @@ type gen struct {
 	nss   []string
 	apps  map[string][]app // by namespace
 	hosts []string         // service FQDNs
+	// ambient: the ambient family; ambientNS are the namespaces labelled
+	// for it.
+	ambient   bool
+	ambientNS map[string]bool
 }
 
 type app struct {
@@ -64,9 +88,11 @@ func (g *gen) chance(p float64) bool { return g.r.Float64() < p }
 func pick[T any](g *gen, l []T) T    { return l[g.intn(len(l))] }
 
 // created hands out creation times with frequent ties, so that name and
-// namespace ordering is exercised too.
+// namespace ordering is exercised too. The ambient family has none: Istio's
+// ambient index breaks a tie between PeerAuthentications by the informer's
+// list order, which changes from run to run (see KNOWN_DIFFERENCES.md).
 func (g *gen) created() metav1.Time {
-	if !g.chance(0.3) {
+	if g.ambient || !g.chance(0.3) {
 		g.tick++
 	}
 	return metav1.NewTime(g.t0.Add(time.Duration(g.tick) * time.Second))
@@ -87,7 +113,15 @@ func (g *gen) scenario(seed uint64) {
 	for i := 0; i < n; i++ {
 		ns := fmt.Sprintf("ns%d", i)
 		g.nss = append(g.nss, ns)
-		g.add(&corev1.Namespace{TypeMeta: typeMeta("v1", "Namespace"), ObjectMeta: metav1.ObjectMeta{Name: ns}})
+		nsObj := &corev1.Namespace{TypeMeta: typeMeta("v1", "Namespace"), ObjectMeta: metav1.ObjectMeta{Name: ns}}
+		if g.ambient && g.chance(0.5) {
+			nsObj.Labels = map[string]string{policy.DataplaneModeLabel: "ambient"}
+			if g.ambientNS == nil {
+				g.ambientNS = map[string]bool{}
+			}
+			g.ambientNS[ns] = true
+		}
+		g.add(nsObj)
 		for a := 0; a < 1+g.intn(2); a++ {
 			g.service(ns, fmt.Sprintf("svc%d", a))
 		}
@@ -139,10 +173,24 @@ func (g *gen) service(ns, name string) {
 			Spec:   corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app", Ports: containerPorts}}},
 			Status: corev1.PodStatus{Phase: corev1.PodRunning},
 		}
-		if g.chance(0.8) {
+		sidecar := g.chance(0.8)
+		if g.ambient {
+			sidecar = g.chance(map[bool]float64{true: 0.2, false: 0.6}[g.ambientNS[ns]])
+		}
+		if sidecar {
 			pod.Labels[policy.TLSModeLabel] = "istio"
 			pod.Annotations = map[string]string{policy.SidecarStatusAnnotation: "{}"}
 			pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: "istio-proxy", Image: "proxyv2"})
+			if g.ambient && g.chance(0.4) {
+				pod.Labels[policy.TunnelLabel] = "http"
+			}
+		} else if g.ambient {
+			switch {
+			case g.ambientNS[ns] && g.chance(0.15):
+				pod.Labels[policy.DataplaneModeLabel] = "none"
+			case !g.ambientNS[ns] && g.chance(0.3):
+				pod.Labels[policy.DataplaneModeLabel] = "ambient"
+			}
 		}
 		g.add(pod)
 	}
