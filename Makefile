@@ -126,7 +126,7 @@ bench-e2e: bin build ## Load a cluster of SCALE (1.0: 50,000 pods) into a local 
 
 .PHONY: conformance
 conformance: build $(ORACLE) ## Compare the engine with Istio's control plane on 2,000 generated meshes.
-	$(GO) test ./test/agreement/ -run TestAgreement -count=1 -seeds 2000 -oracle $(ORACLE) -v -timeout 60m
+	$(GO) test ./test/agreement/ -run TestAgreement -count=1 -seeds 2000 -ambient-seeds 500 -oracle $(ORACLE) -v -timeout 60m
 
 ##@ Deployment
 

@@ -44,7 +44,7 @@ func (e *env) ambientServer(p *pod, targetPort int32) serverPolicy {
 	// matchLabels the pod carries. convertedSelectorPeerAuthentications then
 	// splits them by empty matchLabels; the oldest of each level wins (by
 	// creationTimestamp; the engine's name tie-break stands in for the
-	// index order Istio leaves unspecified).
+	// informer's list order, which varies from run to run).
 	var mesh, nsLevel, wl *peerAuth
 	consider := func(pa *peerAuth) {
 		if len(pa.selector) == 0 {

@@ -88,8 +88,10 @@
 //     without a mode above a workload policy with a PERMISSIVE port drops
 //     STRICT on every port (quirk B); a STRICT port of a PERMISSIVE workload
 //     under a STRICT mesh with no namespace mode accepts plaintext (quirk C).
-//     A root-namespace policy with selector {} is not mesh-wide for ztunnel,
-//     and ties of creationTimestamp are broken by name as for sidecars.
+//     A root-namespace policy with selector {} is not mesh-wide for ztunnel.
+//     Ties of creationTimestamp within a level are broken by name as for
+//     sidecars: Istio's ambient index keeps its informer's list order, which
+//     changes from one istiod run to the next.
 //   - Server, sidecar: a sidecar labelled networking.istio.io/tunnel=http
 //     terminates HBONE on 15008, where PeerAuthentication does not apply
 //     (listener_inbound.go buildInboundHBONEListeners).

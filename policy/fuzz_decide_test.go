@@ -282,6 +282,8 @@ func TestMeshgenNamesAreTheEngines(t *testing.T) {
 		{meshgen.InjectionLabel, InjectionLabel},
 		{meshgen.MeshConfigMapName, MeshConfigMapName},
 		{meshgen.RootNamespace, DefaultMesh().RootNamespace},
+		{meshgen.DataplaneModeLabel, DataplaneModeLabel},
+		{meshgen.TunnelLabel, TunnelLabel},
 		{meshgen.SpiffeID("td.example", "ns", "sa"), SpiffeID("td.example", "ns", "sa")},
 	} {
 		if c[0] != c[1] {

@@ -37,6 +37,8 @@ const (
 	InjectionLabel          = "istio-injection"
 	MeshConfigMapName       = "istio"
 	RootNamespace           = "istio-system"
+	DataplaneModeLabel      = "istio.io/dataplane-mode"
+	TunnelLabel             = "networking.istio.io/tunnel"
 )
 
 // Gen generates one mesh, and changes to it, from a random source.
@@ -54,6 +56,10 @@ type Gen struct {
 	// accounts) feed subjectAltNames (identity.go).
 	trustDomain string
 	accounts    map[string][]string
+	// ambient: the ambient family (NewAmbient); ambientNS are the
+	// namespaces labelled for it.
+	ambient   bool
+	ambientNS map[string]bool
 }
 
 type app struct {
@@ -65,6 +71,16 @@ type app struct {
 // New returns a generator drawing every choice from r.
 func New(r *rand.Rand) *Gen {
 	return &Gen{r: r, t0: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+// NewAmbient is New for the ambient family: namespaces labelled
+// istio.io/dataplane-mode=ambient, pods captured, opted out with none, or
+// enrolled by their own label, sidecars with and without the HBONE tunnel
+// label.
+func NewAmbient(r *rand.Rand) *Gen {
+	g := New(r)
+	g.ambient = true
+	return g
 }
 
 // Mesh generates the mesh: the root namespace (maybe with a mesh ConfigMap
@@ -84,7 +100,15 @@ func (g *Gen) Mesh() []runtime.Object {
 	for i := 0; i < n; i++ {
 		ns := fmt.Sprintf("ns%d", i)
 		g.nss = append(g.nss, ns)
-		g.add(&corev1.Namespace{TypeMeta: typeMeta("v1", "Namespace"), ObjectMeta: metav1.ObjectMeta{Name: ns}})
+		nsObj := &corev1.Namespace{TypeMeta: typeMeta("v1", "Namespace"), ObjectMeta: metav1.ObjectMeta{Name: ns}}
+		if g.ambient && g.chance(0.5) {
+			nsObj.Labels = map[string]string{DataplaneModeLabel: "ambient"}
+			if g.ambientNS == nil {
+				g.ambientNS = map[string]bool{}
+			}
+			g.ambientNS[ns] = true
+		}
+		g.add(nsObj)
 		for a := 0; a < 1+g.intn(2); a++ {
 			g.service(ns, fmt.Sprintf("svc%d", a))
 		}
@@ -99,9 +123,11 @@ func (g *Gen) chance(p float64) bool { return g.r.Float64() < p }
 func pick[T any](g *Gen, l []T) T    { return l[g.intn(len(l))] }
 
 // created hands out creation times with frequent ties, so that name and
-// namespace ordering is exercised too.
+// namespace ordering is exercised too. The ambient family has none: Istio's
+// ambient index breaks a tie between PeerAuthentications by the informer's
+// list order, which changes from run to run (see KNOWN_DIFFERENCES.md).
 func (g *Gen) created() metav1.Time {
-	if !g.chance(0.3) {
+	if g.ambient || !g.chance(0.3) {
 		g.tick++
 	}
 	return metav1.NewTime(g.t0.Add(time.Duration(g.tick) * time.Second))
@@ -152,10 +178,24 @@ func (g *Gen) service(ns, name string) {
 			Spec:   corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app", Ports: containerPorts}}},
 			Status: corev1.PodStatus{Phase: corev1.PodRunning},
 		}
-		if g.chance(0.8) {
+		sidecar := g.chance(0.8)
+		if g.ambient {
+			sidecar = g.chance(map[bool]float64{true: 0.2, false: 0.6}[g.ambientNS[ns]])
+		}
+		if sidecar {
 			pod.Labels[TLSModeLabel] = "istio"
 			pod.Annotations = map[string]string{SidecarStatusAnnotation: "{}"}
 			pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: "istio-proxy", Image: "proxyv2"})
+			if g.ambient && g.chance(0.4) {
+				pod.Labels[TunnelLabel] = "http"
+			}
+		} else if g.ambient {
+			switch {
+			case g.ambientNS[ns] && g.chance(0.15):
+				pod.Labels[DataplaneModeLabel] = "none"
+			case !g.ambientNS[ns] && g.chance(0.3):
+				pod.Labels[DataplaneModeLabel] = "ambient"
+			}
 		}
 		g.serviceAccount(pod, ns, name)
 		g.add(pod)

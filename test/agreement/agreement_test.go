@@ -16,7 +16,8 @@ import (
 )
 
 var (
-	seeds = flag.Int("seeds", 300, "generated scenarios to compare (make conformance uses 2000)")
+	seeds        = flag.Int("seeds", 300, "generated scenarios to compare (make conformance uses 2000)")
+	ambientSeeds = flag.Int("ambient-seeds", 50, "generated scenarios of the ambient family to compare")
 	// make test and make conformance build the oracle once into bin/ (the
 	// Istio build is the slow part) and pass it through MTLSGUARD_ORACLE.
 	oracle = flag.String("oracle", os.Getenv("MTLSGUARD_ORACLE"), "a prebuilt oracle binary (default $MTLSGUARD_ORACLE); empty: build test/conformance/cmd/oracle")
@@ -76,50 +77,65 @@ func TestAgreement(t *testing.T) {
 		}
 	}
 
-	var files []string
+	// Two families, two oracle runs: the sidecar family with istiod's
+	// defaults, the ambient family with ambient on (oracle -ambient), as an
+	// ambient install runs it.
+	var files, ambientFiles []string
 	curated, err := filepath.Glob("../../policy/testdata/scenarios/*/cluster.yaml")
 	if err != nil || len(curated) == 0 {
 		t.Fatalf("no curated scenarios: %v", err)
 	}
 	for _, c := range curated {
-		if strings.HasPrefix(filepath.Base(filepath.Dir(c)), "ambient-") {
-			// The oracle runs istiod without ambient (no ambient index, no
-			// HBONE): see "Ambient" in test/conformance/KNOWN_DIFFERENCES.md.
+		base := filepath.Base(filepath.Dir(c))
+		if strings.HasPrefix(base, "ambient-waypoint") {
+			// The oracle builds no waypoint (it would need a Gateway): see
+			// "Ambient" in test/conformance/KNOWN_DIFFERENCES.md.
 			continue
 		}
-		name := filepath.Base(filepath.Dir(c)) + ".yaml"
 		raw, err := os.ReadFile(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		files = append(files, writeFile(t, dir, name, raw))
+		if strings.HasPrefix(base, "ambient-") {
+			ambientFiles = append(ambientFiles, writeFile(t, dir, base+".yaml", raw))
+			continue
+		}
+		files = append(files, writeFile(t, dir, base+".yaml", raw))
 	}
 	for s := 0; s < *seeds; s++ {
 		files = append(files, writeFile(t, dir, fmt.Sprintf("seed-%d.yaml", s), Generate(uint64(s))))
 	}
-
-	out := filepath.Join(dir, "oracle-out")
-	cmd := exec.Command(bin, append([]string{"-o", out}, files...)...)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("oracle: %v\n%s", err, lastLines(string(msg), 20))
+	for s := 0; s < *ambientSeeds; s++ {
+		ambientFiles = append(ambientFiles, writeFile(t, dir, fmt.Sprintf("ambient-seed-%d.yaml", s), GenerateAmbient(uint64(s))))
 	}
 
-	st := stats{fields: map[string][2]int{}, known: map[string]int{}}
-	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
-		want, rejected := readOracle(t, filepath.Join(out, name+".json"))
-		if len(rejected) > 0 {
-			t.Errorf("%s: Istio's validation rejects part of the scenario, fix the generator: %v", name, rejected)
-			continue
+	for _, family := range []struct {
+		name  string
+		files []string
+		args  []string
+	}{{"sidecar", files, nil}, {"ambient", ambientFiles, []string{"-ambient"}}} {
+		out := filepath.Join(dir, "oracle-out-"+family.name)
+		cmd := exec.Command(bin, append(append(family.args, "-o", out), family.files...)...)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("oracle (%s family): %v\n%s", family.name, err, lastLines(string(msg), 20))
 		}
-		st.compare(t, name, want, readEngine(t, f))
-	}
-	for _, field := range []string{"pairs", "client_sends", "ok", "identity", "san_check", "san_rejected", "sans", "ok_with_rule_sans"} {
-		c := st.fields[field]
-		t.Logf("agreement on %-12s %d/%d (%.2f%%)", field, c[0], c[1], 100*float64(c[0])/float64(max(c[1], 1)))
-	}
-	for id, n := range st.known {
-		t.Logf("accepted known difference %s: %d pairs", id, n)
+		st := stats{fields: map[string][2]int{}, known: map[string]int{}}
+		for _, f := range family.files {
+			name := strings.TrimSuffix(filepath.Base(f), ".yaml")
+			want, rejected := readOracle(t, filepath.Join(out, name+".json"))
+			if len(rejected) > 0 {
+				t.Errorf("%s: Istio's validation rejects part of the scenario, fix the generator: %v", name, rejected)
+				continue
+			}
+			st.compare(t, name, want, readEngine(t, f))
+		}
+		for _, field := range []string{"pairs", "client_sends", "ok", "identity", "san_check", "san_rejected", "sans", "ok_with_rule_sans"} {
+			c := st.fields[field]
+			t.Logf("%s family: agreement on %-12s %d/%d (%.2f%%)", family.name, field, c[0], c[1], 100*float64(c[0])/float64(max(c[1], 1)))
+		}
+		for id, n := range st.known {
+			t.Logf("%s family: accepted known difference %s: %d pairs", family.name, id, n)
+		}
 	}
 }
 

@@ -11,9 +11,58 @@ import (
 // TestGeneratedScenariosLoad proves every generated scenario decodes and
 // indexes, and that a seed always gives the same scenario.
 func TestGeneratedScenariosLoad(t *testing.T) {
+	for _, family := range []struct {
+		name     string
+		generate func(uint64) []byte
+	}{{"sidecar", Generate}, {"ambient", GenerateAmbient}} {
+		t.Run(family.name, func(t *testing.T) { checkGenerated(t, family.generate) })
+	}
+}
+
+// TestAmbientScenariosMixDataplanes proves the ambient family has what it
+// is for: ambient clients and servers beside sidecar ones.
+func TestAmbientScenariosMixDataplanes(t *testing.T) {
+	withZtunnel, withCaptured := 0, 0
+	for seed := uint64(0); seed < 50; seed++ {
+		var res load.Result
+		if err := res.Read("seed", bytes.NewReader(GenerateAmbient(seed))); err != nil {
+			t.Fatal(err)
+		}
+		snap, err := load.Snapshot(res.Objects, policy.DefaultMesh())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := policy.NewState(snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups, err := st.Table(policy.Query{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		z, c := false, false
+		for _, r := range policy.Expand(groups) {
+			z = z || r.View.Ztunnel
+			for _, ep := range r.Endpoints {
+				c = c || ep.Dataplane == policy.DataplaneAmbient
+			}
+		}
+		if z {
+			withZtunnel++
+		}
+		if c {
+			withCaptured++
+		}
+	}
+	if withZtunnel < 25 || withCaptured < 25 {
+		t.Errorf("of 50 ambient scenarios, %d have ztunnel clients and %d captured servers; want most", withZtunnel, withCaptured)
+	}
+}
+
+func checkGenerated(t *testing.T, generate func(uint64) []byte) {
 	for seed := uint64(0); seed < 200; seed++ {
-		raw := Generate(seed)
-		if !bytes.Equal(raw, Generate(seed)) {
+		raw := generate(seed)
+		if !bytes.Equal(raw, generate(seed)) {
 			t.Fatalf("seed %d: not deterministic", seed)
 		}
 		var res load.Result

@@ -1,5 +1,5 @@
 // Command gen prints the generated conformance scenario of a seed, to
-// reproduce a disagreement: go run ./test/agreement/gen -seed 42 > s.yaml
+// reproduce a disagreement: go run ./test/agreement/gen [-ambient] -seed 42 > s.yaml
 package main
 
 import (
@@ -11,6 +11,11 @@ import (
 
 func main() {
 	seed := flag.Uint64("seed", 0, "scenario seed")
+	ambient := flag.Bool("ambient", false, "the ambient family (GenerateAmbient)")
 	flag.Parse()
+	if *ambient {
+		os.Stdout.Write(agreement.GenerateAmbient(*seed))
+		return
+	}
 	os.Stdout.Write(agreement.Generate(*seed))
 }

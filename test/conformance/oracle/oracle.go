@@ -24,6 +24,7 @@ import (
 	"istio.io/istio/pkg/config/constants"
 	"istio.io/istio/pkg/config/host"
 	"istio.io/istio/pkg/test"
+	"istio.io/istio/pkg/workloadapi"
 )
 
 // Client TLS kinds reported in Pair.ClientSends.
@@ -95,8 +96,12 @@ func Evaluate(sc *Scenario) (*Result, error) {
 				t.Fatalf("panic: %v\n%s", r, debug.Stack())
 			}
 		}()
+		objs := sc.KubernetesObjects()
+		if ambientOn() {
+			objs = append(objs, sc.ambientKubeObjects()...)
+		}
 		fds := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{
-			KubernetesObjects: sc.KubernetesObjects(),
+			KubernetesObjects: objs,
 			Configs:           sc.Configs,
 			MeshConfig:        sc.Mesh,
 		})
@@ -114,6 +119,8 @@ type evaluator struct {
 	fds     *xds.FakeDiscoveryServer
 	t       test.Failer
 	proxies map[string]*proxyState
+	// workloads are the ambient index's workloads by pod (ambient.go).
+	workloads map[string]*workloadapi.Workload
 }
 
 type proxyState struct {
@@ -149,6 +156,12 @@ func (e *evaluator) state(pod *corev1.Pod) *proxyState {
 			IstioVersion:   ProxyIstioVersion,
 			ServiceAccount: serviceAccount(pod),
 		},
+	}
+	// The injector sets ENABLE_HBONE and the tunnel label together.
+	for _, proto := range strings.Split(pod.Labels[tunnelLabel], ",") {
+		if strings.TrimSpace(proto) == "http" {
+			p.Metadata.EnableHBONE = true
+		}
 	}
 	// What istiod does when a proxy connects (computeProxyState): labels from the pod, then targets/scope.
 	p.SetWorkloadLabels(e.fds.Env())
@@ -256,6 +269,9 @@ func (e *evaluator) run() []Pair {
 					}
 				}
 			}
+			if ambientOn() {
+				pairs = append(pairs, e.ztunnelPairs(hostname, sp, eps)...)
+			}
 		}
 	}
 	sort.SliceStable(pairs, func(i, j int) bool { return pairs[i].Less(pairs[j]) })
@@ -324,10 +340,13 @@ func (e *evaluator) evalPair(cs *proxyState, c *cluster.Cluster, clusterName, ho
 		var how string
 		ts, how = e.transportSocketFor(cs, c, ep)
 		kind, desc := classifyTransportSocket(ts)
+		if k, d, ok := classifyTunnel(ts); ok {
+			kind, desc = k, d
+		}
 		pair.ClientSends = kind
 		details = append(details, fmt.Sprintf("cluster %s (%s): %s; %s", clusterName, c.GetType(), how, desc))
 	}
-	accepts, sdesc := e.serverAccepts(ep, hostname, sp, pair.ClientSends, ts)
+	accepts, sdesc := e.serverAcceptsAny(ep, hostname, sp, pair.ClientSends, ts)
 	pair.ServerAccepts = accepts
 	pair.OK = accepts
 	details = append(details, sdesc)
@@ -353,7 +372,10 @@ func (e *evaluator) transportSocketFor(cs *proxyState, c *cluster.Cluster, ep en
 		for _, lle := range cla.Endpoints {
 			for _, lbe := range lle.LbEndpoints {
 				sa := lbe.GetEndpoint().GetAddress().GetSocketAddress()
-				if sa.GetAddress() == ep.pod.Status.PodIP && int32(sa.GetPortValue()) == ep.targetPort {
+				// A tunnelled endpoint is an internal address whose id is the target.
+				tunnelled := lbe.GetEndpoint().GetAddress().GetEnvoyInternalAddress().GetEndpointId() ==
+					fmt.Sprintf("%s:%d", ep.pod.Status.PodIP, ep.targetPort)
+				if tunnelled || (sa.GetAddress() == ep.pod.Status.PodIP && int32(sa.GetPortValue()) == ep.targetPort) {
 					meta = lbe.GetMetadata().GetFilterMetadata()[util.EnvoyTransportSocketMetadataKey]
 					found = true
 				}

@@ -293,6 +293,9 @@ func (sc *Scenario) normalize() {
 		return sc.Services[i].Namespace+"/"+sc.Services[i].Name < sc.Services[j].Namespace+"/"+sc.Services[j].Name
 	})
 	sort.SliceStable(sc.Pods, func(i, j int) bool { return PodKey(sc.Pods[i]) < PodKey(sc.Pods[j]) })
+	if ambientOn() {
+		sc.markCaptured()
+	}
 }
 
 // PodKey is "namespace/name".

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mtlsguard/mtlsguard/test/conformance/oracle"
@@ -24,11 +25,17 @@ func main() {
 	jobs := flag.Int("j", 1, "number of scenarios evaluated concurrently")
 	keepInvalid := flag.Bool("keep-invalid", false, "feed Istio configs that fail Istio validation to the control plane anyway")
 	verbose := flag.Bool("v", false, "keep Istio's info logs (on stderr) and print per-scenario timings")
+	ambient := flag.Bool("ambient", false, "run istiod with ambient mode on (PILOT_ENABLE_AMBIENT=true): captured pods, HBONE, ztunnel clients")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: %s [-o OUTDIR] [-j N] [-keep-invalid] [-v] SCENARIO.yaml...\n", os.Args[0])
 		flag.PrintDefaults()
 	}
 	flag.Parse()
+	if *ambient && os.Getenv("PILOT_ENABLE_AMBIENT") != "true" {
+		// istiod reads its ambient flags once, at package initialisation:
+		// start again with the environment an ambient install has.
+		reexecWithAmbient()
+	}
 	files := flag.Args()
 	if len(files) == 0 {
 		flag.Usage()
@@ -113,4 +120,17 @@ func runOne(file string, opts oracle.ParseOptions) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+func reexecWithAmbient() {
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "oracle: -ambient:", err)
+		os.Exit(1)
+	}
+	env := append(os.Environ(), "PILOT_ENABLE_AMBIENT=true")
+	if err := syscall.Exec(self, os.Args, env); err != nil {
+		fmt.Fprintln(os.Stderr, "oracle: -ambient: re-execute:", err)
+		os.Exit(1)
+	}
 }
