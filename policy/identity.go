@@ -80,8 +80,13 @@ func (m *Mesh) overlayTrustDomain(td *string, aliases []string) {
 	}
 }
 
-// identity is pod p's SPIFFE identity in mesh m.
+// identity is pod p's SPIFFE identity in mesh m; "" for a WorkloadEntry
+// or ServiceEntry endpoint that names no service account, which has none
+// (a Pod always has one: the API server defaults it).
 func (m Mesh) identity(p *pod) string {
+	if p.serviceAccount == "" {
+		return ""
+	}
 	return SpiffeID(m.trustDomain(), p.namespace, p.serviceAccount)
 }
 
