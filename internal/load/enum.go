@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Istio's decoder says only `unknown value "\"X\"" for enum
@@ -21,15 +22,28 @@ var enumFields = map[string]string{
 	"istio.networking.v1alpha3.ConnectionPoolSettings.HTTPSettings.H2UpgradePolicy": "h2 upgrade policy",
 }
 
-// DescribeDecodeError rewrites a decoder's error about an enum value it
-// does not know into one that names the field (found in the object's JSON
-// js) and says why: "spec.trafficPolicy.tls.mode: unknown TLS mode
-// "OPTIONAL_MUTUAL" (a typo, or a mode of a newer Istio than this
-// mtlsguard reads)". Other errors are returned as they are.
-func DescribeDecodeError(err error, js []byte) error {
+// DescribeDecodeError rewrites the error of decoding js, an object of kind,
+// so that it names the field. Istio's decoder names neither the field of an
+// enum value it does not know nor the field of a value of the wrong type:
+// the first becomes "spec.trafficPolicy.tls.mode: unknown TLS mode
+// "OPTIONAL_MUTUAL" (a typo, or a value of a newer Istio than this version
+// reads)", the second protobuf's own message ("spec: invalid value for
+// string field host: 7"). Other errors are returned as they are.
+func DescribeDecodeError(kind string, err error, js []byte) error {
+	if described := describeEnum(err, js); described != nil {
+		return described
+	}
+	// An unknown field did not fail Istio's decoder: the error is elsewhere.
+	if strict := strictSpec(kind, js); strict != nil && !strings.Contains(strict.Error(), "unknown field") {
+		return strict
+	}
+	return err
+}
+
+func describeEnum(err error, js []byte) error {
 	m := unknownEnum.FindStringSubmatch(err.Error())
 	if m == nil {
-		return err
+		return nil
 	}
 	value, what := m[1], enumFields[m[2]]
 	if what == "" {
@@ -42,16 +56,8 @@ func DescribeDecodeError(err error, js []byte) error {
 			path = p
 		}
 	}
-	return fmt.Errorf("%s: unknown %s %q (a typo, or a value of a newer Istio than this version reads)%w", path, what, value, errDescribed)
+	return fmt.Errorf("%s: unknown %s %q (a typo, or a value of a newer Istio than this version reads)", path, what, value)
 }
-
-// errDescribed marks an error DescribeDecodeError rewrote; it prints as
-// nothing.
-var errDescribed = describedError{}
-
-type describedError struct{}
-
-func (describedError) Error() string { return "" }
 
 // findString returns the path of the first string leaf equal to value,
 // in key order, or "".

@@ -186,11 +186,7 @@ func (res *Result) decode(where string, raw []byte) error {
 		return fmt.Errorf("%s: %s: apiVersion %s: not a version tls-check reads (%s)", where, name, meta.APIVersion, servedVersions(gvk.GroupKind()))
 	}
 	if err != nil {
-		err = DescribeDecodeError(err, js)
-		if strict := strictSpec(meta.Kind, js); strict != nil && !errors.Is(err, errDescribed) {
-			err = strict // names the field, where Istio's decoder does not
-		}
-		return fmt.Errorf("%s: %s: %w", where, name, err)
+		return fmt.Errorf("%s: %s: %w", where, name, DescribeDecodeError(meta.Kind, err, js))
 	}
 	obj, err = Normalize(obj)
 	if err != nil {
