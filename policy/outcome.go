@@ -35,7 +35,9 @@ type serviceEval struct {
 	scope scope
 	envs  [2]*env
 	svc   *service
-	memo  []memoEntry
+	// memo holds the failing endpoints per (env, port, subset, rule): a
+	// map, as a rule with thousands of subsets has thousands of entries.
+	memo  map[memoKey]bitset
 	words []uint64
 	// modes[e][pi] are the server policies of the members on port pi in
 	// env e; sameServers when the change leaves PeerAuthentications alone.
@@ -64,23 +66,22 @@ func (ev *serviceEval) except(special map[string]bool) map[string]bool {
 	return ev.exceptCopy
 }
 
-type memoEntry struct {
+type memoKey struct {
 	env, port int
 	subset    string
 	dr        *mergedRule
-	failing   bitset
 }
 
 func newServiceEval(st *State, before, after *env, sc scope, max int) *serviceEval {
 	return &serviceEval{st: st, scope: sc, envs: [2]*env{before, after}, sameServers: sc.kind != kindPeerAuthentication,
 		pendingNew: &pendingGroups{}, pendingResolved: &pendingGroups{},
-		newRows: &collector{max: max}, resolvedRows: &collector{max: max}, special: map[string]bool{}}
+		newRows: &collector{max: max}, resolvedRows: &collector{max: max}, special: map[string]bool{}, memo: map[memoKey]bitset{}}
 }
 
 func (ev *serviceEval) reset(svc *service) {
 	ev.svc = svc
 	ev.exceptCopy = nil
-	ev.memo = ev.memo[:0]
+	clear(ev.memo)
 	ev.words = ev.words[:0]
 	ev.pendingNew.reset()
 	ev.pendingResolved.reset()
@@ -136,10 +137,9 @@ func (ev *serviceEval) serverModes(e, pi int) []serverPolicy {
 // failing returns the failing endpoints of svc's port pi (or its subset)
 // under rule dr in env e.
 func (ev *serviceEval) failing(e, pi int, subset string, dr *mergedRule) bitset {
-	for _, m := range ev.memo {
-		if m.env == e && m.port == pi && m.dr == dr && m.subset == subset {
-			return m.failing
-		}
+	key := memoKey{e, pi, subset, dr}
+	if f, ok := ev.memo[key]; ok {
+		return f
 	}
 	n := (len(ev.svc.members) + 63) / 64
 	if cap(ev.words)-len(ev.words) < n {
@@ -156,7 +156,7 @@ func (ev *serviceEval) failing(e, pi int, subset string, dr *mergedRule) bitset 
 			out[i/64] |= 1 << (i % 64)
 		}
 	})
-	ev.memo = append(ev.memo, memoEntry{e, pi, subset, dr, out})
+	ev.memo[key] = out
 	return out
 }
 
@@ -182,7 +182,17 @@ func (ev *serviceEval) targets(a, b *mergedRule) []string {
 
 // pendingGroups are the rows of one service that a decision reports, each
 // with the client views that share it; rows are built only for those kept.
-type pendingGroups struct{ list []*pendingGroup }
+type pendingGroups struct {
+	list []*pendingGroup
+	// at finds a group of list by (port, subset, rule).
+	at map[groupKey]*pendingGroup
+}
+
+type groupKey struct {
+	port   int32
+	subset string
+	dr     *mergedRule
+}
 
 type pendingGroup struct {
 	env    *env
@@ -197,19 +207,21 @@ type pendingGroup struct {
 	row *Row
 }
 
-func (g *pendingGroups) reset() { g.list = g.list[:0] }
+func (g *pendingGroups) reset() {
+	g.list = g.list[:0]
+	clear(g.at)
+}
 
 func (g *pendingGroups) add(e *env, svc *service, sp servicePort, subset string, dr *mergedRule, v ClientView, generic bool, except map[string]bool) {
-	var grp *pendingGroup
-	for _, p := range g.list {
-		if p.port.port == sp.port && p.subset == subset && p.dr == dr {
-			grp = p
-			break
-		}
-	}
+	key := groupKey{sp.port, subset, dr}
+	grp := g.at[key]
 	if grp == nil {
 		grp = &pendingGroup{env: e, svc: svc, port: sp, subset: subset, dr: dr, views: ViewSet{st: e.st}}
 		g.list = append(g.list, grp)
+		if g.at == nil {
+			g.at = map[groupKey]*pendingGroup{}
+		}
+		g.at[key] = grp
 	}
 	if generic {
 		grp.views.others, grp.views.except = true, except
@@ -261,15 +273,20 @@ func (c *collector) merge(o *collector) {
 // than one index entry (its own namespace's and the exported one), which
 // yields equal rows from different entries.
 func (c *collector) take(g *pendingGroups) {
+	type target struct {
+		port   int32
+		subset string
+	}
 	var merged []*pendingGroup
+	var byTarget map[target][]*pendingGroup // made for the first group only
 next:
 	for _, grp := range g.list {
 		if grp.views.Len() == 0 {
 			continue
 		}
-		for _, prev := range merged {
-			if prev.port.port == grp.port.port && prev.subset == grp.subset &&
-				prev.materialize().sameContent(grp.materialize()) {
+		t := target{grp.port.port, grp.subset}
+		for _, prev := range byTarget[t] {
+			if prev.materialize().sameContent(grp.materialize()) {
 				prev.views.explicit = append(prev.views.explicit, grp.views.explicit...)
 				if grp.views.others {
 					prev.views.others, prev.views.except = true, grp.views.except
@@ -278,6 +295,10 @@ next:
 			}
 		}
 		merged = append(merged, grp)
+		if byTarget == nil {
+			byTarget = map[target][]*pendingGroup{}
+		}
+		byTarget[t] = append(byTarget[t], grp)
 	}
 	for _, grp := range merged {
 		c.total++
@@ -286,7 +307,10 @@ next:
 			c.trim()
 		}
 	}
-	g.list = nil // kept groups are owned by the collector now
+	if len(g.list) > 0 {
+		g.list = nil // kept groups are owned by the collector now
+		g.at = nil
+	}
 }
 
 func (c *collector) trim() {
