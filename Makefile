@@ -99,6 +99,20 @@ test-submodules:
 		if [ -f "$$m/.maketest" ]; then echo "== $$m"; (cd $$m && $(GO) test -count=1 ./...) || exit 1; fi; \
 	done
 
+# The fuzz targets, package and name; make test runs their seed corpora
+# (f.Add and testdata/fuzz) as plain tests. See docs/reliability.md.
+FUZZ_TARGETS := policy:FuzzDecide policy:FuzzApplyRemove internal/tlscheck:FuzzLoad webhook:FuzzAdmission
+FUZZTIME     ?= 60s
+# One worker: the project machine is shared; raise it on your own.
+FUZZFLAGS    ?= -parallel=1
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 60s); new crashers land in the package's testdata/fuzz.
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; echo "== $$pkg $$name"; \
+		$(GO) test ./$$pkg/ -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) || exit 1; \
+	done
+
 .PHONY: update-golden
 update-golden: ## Rewrite policy/testdata golden files.
 	$(GO) test ./policy/ -run TestScenarios -update

@@ -174,23 +174,21 @@ func (g *grouper) addZtunnel(r *Row) {
 // failingZtunnel is failing for ztunnel clients reaching port pi through
 // path z in env e.
 func (ev *serviceEval) failingZtunnel(e, pi int, z ztunnelPath) bitset {
-	for _, m := range ev.memo {
-		if m.env == e && m.port == pi && m.dr == z.dr && m.subset == ztunnelSubset {
-			return m.failing
-		}
+	key := memoKey{e, pi, ztunnelSubset, z.dr}
+	if f, ok := ev.memoized(key); ok {
+		return f
 	}
 	out := ev.newBitset()
-	sp := ev.svc.ports[pi]
-	modes := ev.serverModes(e, pi)
+	modes, targets := ev.serverModes(e, pi), ev.targetPorts(pi)
 	for i, p := range ev.svc.members {
-		if _, ok := sp.targetPort(p); !ok {
+		if targets[i] == noTarget {
 			continue
 		}
 		if !accepts(modes[i], z.wire(p, ev.nsAmbient)) {
 			out[i/64] |= 1 << (i % 64)
 		}
 	}
-	ev.memo = append(ev.memo, memoEntry{e, pi, ztunnelSubset, z.dr, out})
+	ev.memoize(key, out)
 	return out
 }
 

@@ -15,11 +15,33 @@ type mergedRule struct {
 	exportTo      map[string]bool
 	trafficPolicy *networkingapi.TrafficPolicy
 	subsets       []*networkingapi.Subset
-	from          []string
+	// byName indexes subsets when there are many (see indexSubsets).
+	byName map[string]*networkingapi.Subset
+	from   []string
 	// noCluster, when set, marks no rule but the absence of a cluster: the
 	// client reaches the host through the PassthroughCluster in plaintext
 	// (sidecarscope.go); it says why.
 	noCluster string
+}
+
+// manySubsets is the number of subsets from which a rule indexes them by
+// name: a decision looks every subset up several times, and a linear
+// search made a rule of 10,000 subsets take minutes.
+const manySubsets = 16
+
+// indexSubsets builds byName for a rule with many subsets. The first
+// subset of a name wins, as in subset's linear search.
+func (m *mergedRule) indexSubsets() {
+	m.byName = nil
+	if len(m.subsets) < manySubsets {
+		return
+	}
+	m.byName = make(map[string]*networkingapi.Subset, len(m.subsets))
+	for _, s := range m.subsets {
+		if _, dup := m.byName[s.GetName()]; !dup {
+			m.byName[s.GetName()] = s
+		}
+	}
 }
 
 func (m *mergedRule) ref() string {
@@ -37,6 +59,9 @@ func (m *mergedRule) ref() string {
 func (m *mergedRule) subset(name string) *networkingapi.Subset {
 	if m == nil {
 		return nil // no rule: a create of a rule with subsets compares against it
+	}
+	if m.byName != nil {
+		return m.byName[name]
 	}
 	for _, s := range m.subsets {
 		if s.GetName() == name {
@@ -192,24 +217,32 @@ func (hr *hostRules) merge(dr *destRule, exportTo map[string]bool) {
 		merged := *mdr
 		merged.subsets = slices.Clone(mdr.subsets)
 		merged.from = append(slices.Clone(mdr.from), dr.namespace+"/"+dr.name)
+		seen := make(map[string]bool, len(merged.subsets))
+		for _, s := range merged.subsets {
+			seen[s.GetName()] = true
+		}
 		for _, s := range dr.spec.GetSubsets() {
-			if merged.subset(s.GetName()) == nil {
+			if !seen[s.GetName()] {
+				seen[s.GetName()] = true
 				merged.subsets = append(merged.subsets, s)
 			}
 		}
+		merged.indexSubsets()
 		if merged.trafficPolicy == nil && dr.spec.GetTrafficPolicy() != nil {
 			merged.trafficPolicy = dr.spec.GetTrafficPolicy()
 		}
 		list[i] = &merged
 	}
 	if appendSeparately {
-		list = append(list, &mergedRule{
+		m := &mergedRule{
 			first:         dr,
 			exportTo:      exportTo,
 			trafficPolicy: dr.spec.GetTrafficPolicy(),
 			subsets:       slices.Clone(dr.spec.GetSubsets()),
 			from:          []string{dr.namespace + "/" + dr.name},
-		})
+		}
+		m.indexSubsets()
+		list = append(list, m)
 	}
 	(*rules)[dr.host] = list
 }

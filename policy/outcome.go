@@ -36,7 +36,9 @@ type serviceEval struct {
 	envs  [2]*env
 	svc   *service
 	memo  []memoEntry
-	words []uint64
+	// memoAt indexes memo once it is long (manyEntries).
+	memoAt map[memoKey]int
+	words  []uint64
 	// modes[e][pi] are the server policies of the members on port pi in
 	// env e; sameServers when the change leaves PeerAuthentications alone.
 	modes       [2][][]serverPolicy
@@ -70,11 +72,49 @@ func (ev *serviceEval) except(special map[string]bool) map[string]bool {
 	return ev.exceptCopy
 }
 
-type memoEntry struct {
+type memoKey struct {
 	env, port int
 	subset    string
 	dr        *mergedRule
-	failing   bitset
+}
+
+type memoEntry struct {
+	memoKey
+	failing bitset
+}
+
+// manyEntries is the size from which the memo and the pending groups of a
+// service are indexed by a map: a short list is searched faster than a map
+// is hashed, but a rule of 10,000 subsets made the search quadratic.
+const manyEntries = 16
+
+func (ev *serviceEval) memoized(k memoKey) (bitset, bool) {
+	if ev.memoAt != nil {
+		i, ok := ev.memoAt[k]
+		if ok {
+			return ev.memo[i].failing, true
+		}
+		return nil, false
+	}
+	for _, m := range ev.memo {
+		if m.memoKey == k {
+			return m.failing, true
+		}
+	}
+	return nil, false
+}
+
+func (ev *serviceEval) memoize(k memoKey, f bitset) {
+	ev.memo = append(ev.memo, memoEntry{k, f})
+	switch {
+	case ev.memoAt != nil:
+		ev.memoAt[k] = len(ev.memo) - 1
+	case len(ev.memo) >= manyEntries:
+		ev.memoAt = make(map[memoKey]int, 2*len(ev.memo))
+		for i, m := range ev.memo {
+			ev.memoAt[m.memoKey] = i
+		}
+	}
 }
 
 func newServiceEval(st *State, before, after *env, sc scope, max int) *serviceEval {
@@ -88,6 +128,7 @@ func (ev *serviceEval) reset(svc *service) {
 	ev.nsAmbient = ev.st.namespaceAmbient(svc.namespace)
 	ev.exceptCopy = nil
 	ev.memo = ev.memo[:0]
+	ev.memoAt = nil
 	ev.words = ev.words[:0]
 	ev.portTargets = ev.portTargets[:0]
 	ev.targetBuf = ev.targetBuf[:0]
@@ -190,10 +231,8 @@ func samePeerAuths(a, b []*peerAuth) bool {
 // failing returns the failing endpoints of svc's port pi (or its subset)
 // under rule dr in env e.
 func (ev *serviceEval) failing(e, pi int, subset string, dr *mergedRule) bitset {
-	for _, m := range ev.memo {
-		if m.env == e && m.port == pi && m.dr == dr && m.subset == subset {
-			return m.failing
-		}
+	if f, ok := ev.memoized(memoKey{e, pi, subset, dr}); ok {
+		return f
 	}
 	out := ev.newBitset()
 	c := ev.envs[e].clusterWith(ev.chain(e), ev.svc, ev.svc.ports[pi], subset, dr)
@@ -204,7 +243,7 @@ func (ev *serviceEval) failing(e, pi int, subset string, dr *mergedRule) bitset 
 			out[i/64] |= 1 << (i % 64)
 		}
 	})
-	ev.memo = append(ev.memo, memoEntry{e, pi, subset, dr, out})
+	ev.memoize(memoKey{e, pi, subset, dr}, out)
 	return out
 }
 
@@ -256,6 +295,8 @@ type pendingGroups struct {
 	// (some namespace is not special). Set per service with countOnly.
 	othersReach bool
 	free        []*pendingGroup
+	// at indexes list once it is long (manyEntries).
+	at map[groupKey]*pendingGroup
 }
 
 type pendingGroup struct {
@@ -275,16 +316,46 @@ type pendingGroup struct {
 	ztunnel *ztunnelPath
 }
 
-func (g *pendingGroups) reset() { g.list = g.list[:0] }
+func (g *pendingGroups) reset() {
+	g.list = g.list[:0]
+	g.at = nil
+}
 
-func (g *pendingGroups) add(e *env, svc *service, sp servicePort, subset string, dr *mergedRule, v ClientView, generic bool, except func() map[string]bool) {
-	var grp *pendingGroup
+type groupKey struct {
+	port   int32
+	subset string
+	dr     *mergedRule
+}
+
+func (g *pendingGroups) find(k groupKey) *pendingGroup {
+	if g.at != nil {
+		return g.at[k]
+	}
 	for _, p := range g.list {
-		if p.port.port == sp.port && p.subset == subset && p.dr == dr {
-			grp = p
-			break
+		if p.port.port == k.port && p.subset == k.subset && p.dr == k.dr {
+			return p
 		}
 	}
+	return nil
+}
+
+// index records the group just added to list, indexing the list once it
+// is long.
+func (g *pendingGroups) index(k groupKey, grp *pendingGroup) {
+	switch {
+	case g.at != nil:
+		g.at[k] = grp
+	case len(g.list) >= manyEntries:
+		g.at = make(map[groupKey]*pendingGroup, 2*len(g.list))
+		for _, p := range g.list {
+			g.at[groupKey{p.port.port, p.subset, p.dr}] = p
+		}
+	}
+}
+
+func (g *pendingGroups) add(e *env, svc *service, sp servicePort, subset string, dr *mergedRule, v ClientView, generic bool, except func() map[string]bool) {
+	key := groupKey{sp.port, subset, dr}
+	grp := g.find(key)
 	if grp == nil {
 		if g.countOnly && len(g.free) > 0 {
 			grp = g.free[len(g.free)-1]
@@ -294,6 +365,7 @@ func (g *pendingGroups) add(e *env, svc *service, sp servicePort, subset string,
 			grp = &pendingGroup{env: e, svc: svc, port: sp, subset: subset, dr: dr, views: ViewSet{st: e.st}}
 		}
 		g.list = append(g.list, grp)
+		g.index(key, grp)
 	}
 	if g.countOnly {
 		grp.reached = grp.reached || !generic || g.othersReach
@@ -322,6 +394,7 @@ func (g *pendingGroups) release() {
 	g.free = append(g.free, g.list...)
 	clear(g.list)
 	g.list = g.list[:0]
+	g.at = nil
 }
 
 func (p *pendingGroup) materialize() *Row {
@@ -372,13 +445,26 @@ func (c *collector) merge(o *collector) {
 // than one index entry (its own namespace's and the exported one), which
 // yields equal rows from different entries.
 func (c *collector) take(g *pendingGroups) {
+	type target struct {
+		port   int32
+		subset string
+	}
 	var merged []*pendingGroup
+	// byTarget replaces the search of merged when there are many groups.
+	var byTarget map[target][]*pendingGroup
+	if len(g.list) >= manyEntries {
+		byTarget = map[target][]*pendingGroup{}
+	}
 next:
 	for _, grp := range g.list {
 		if g.countOnly && !grp.reached || !g.countOnly && grp.views.Len() == 0 {
 			continue
 		}
-		for _, prev := range merged {
+		candidates := merged
+		if byTarget != nil {
+			candidates = byTarget[target{grp.port.port, grp.subset}]
+		}
+		for _, prev := range candidates {
 			if prev.port.port == grp.port.port && prev.subset == grp.subset && sameRow(prev, grp) {
 				if !g.countOnly {
 					prev.views.explicit = append(prev.views.explicit, grp.views.explicit...)
@@ -391,6 +477,10 @@ next:
 			}
 		}
 		merged = append(merged, grp)
+		if byTarget != nil {
+			t := target{grp.port.port, grp.subset}
+			byTarget[t] = append(byTarget[t], grp)
+		}
 	}
 	c.total += len(merged)
 	if g.countOnly {

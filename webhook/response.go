@@ -256,3 +256,9 @@ func plural(n int, noun string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
 }
+
+// uncheckedWarning tells the writer of an audit-mode write that mtlsguard
+// could not read it, and why.
+func uncheckedWarning(err error) string {
+	return clip("mtlsguard: not checked: " + err.Error())
+}

@@ -17,6 +17,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/mtlsguard/mtlsguard/internal/load"
 	mtlsscheme "github.com/mtlsguard/mtlsguard/internal/scheme"
 	"github.com/mtlsguard/mtlsguard/policy"
 )
@@ -139,6 +140,11 @@ func (v *validator) handle(ctx context.Context, req admission.Request) (admissio
 
 	ch, err := v.change(req, &o)
 	if err != nil {
+		if mode == Audit {
+			// Audit mode never blocks a write, not even one it cannot read
+			// (say, a mode of a newer Istio); it says so instead.
+			return allowed(append(warnings, uncheckedWarning(err))...), string(mode), resultInvalid
+		}
 		return badRequest(err), string(mode), resultInvalid
 	}
 	if ch.Old == nil && ch.New == nil {
@@ -220,11 +226,17 @@ func resolveMode(ns namespaceInfo, def Mode) (Mode, string) {
 // change decodes the request into the engine's Change. A new object that
 // does not decode or that the engine cannot read is an error. An old one is
 // left out instead, as the engine's state left it out: deleting or
-// repairing it is never blocked. A write that changes no spec is no change.
+// repairing it is never blocked. Objects that are not the one the request
+// names are an error: the API server never sends them, and the decision
+// would be about another object than the write. A write that changes no
+// spec is no change.
 func (v *validator) change(req admission.Request, o *object) (policy.Change, error) {
 	var stored, old, upd runtime.Object
 	if req.Operation != admissionv1.Create {
 		if obj, err := v.decode(req.OldObject); err == nil {
+			if err := sameIdentity(req, "oldObject", obj); err != nil {
+				return policy.Change{}, fmt.Errorf("%s: %w", o, err)
+			}
 			stored = obj
 			if readable(obj) == nil {
 				old = obj
@@ -235,6 +247,9 @@ func (v *validator) change(req admission.Request, o *object) (policy.Change, err
 		var err error
 		if upd, err = v.decode(req.Object); err != nil {
 			return policy.Change{}, fmt.Errorf("%s: object: %w", o, err)
+		}
+		if err := sameIdentity(req, "object", upd); err != nil {
+			return policy.Change{}, fmt.Errorf("%s: %w", o, err)
 		}
 		meta := upd.(metav1.Object) // decode returns the engine's types
 		o.namespace, o.name = meta.GetNamespace(), meta.GetName()
@@ -258,6 +273,20 @@ func (v *validator) change(req admission.Request, o *object) (policy.Change, err
 	return policy.Change{Old: old, New: upd}, nil
 }
 
+// sameIdentity checks that an object of the request (field names it) is
+// the object the request names. The request's name is empty for a create
+// with generateName.
+func sameIdentity(req admission.Request, field string, obj runtime.Object) error {
+	meta := obj.(metav1.Object)
+	if meta.GetNamespace() != req.Namespace {
+		return fmt.Errorf("%s: metadata.namespace %q is not the request's namespace %q", field, meta.GetNamespace(), req.Namespace)
+	}
+	if req.Name != "" && meta.GetName() != req.Name {
+		return fmt.Errorf("%s: metadata.name %q is not the request's name %q", field, meta.GetName(), req.Name)
+	}
+	return nil
+}
+
 // decode reads an object of the validator's kind, in any served version,
 // and converts it to the version the engine reads.
 func (v *validator) decode(raw runtime.RawExtension) (runtime.Object, error) {
@@ -266,7 +295,7 @@ func (v *validator) decode(raw runtime.RawExtension) (runtime.Object, error) {
 	}
 	obj, gvk, err := v.decoder.Decode(raw.Raw, nil, nil)
 	if err != nil {
-		return nil, err
+		return nil, load.DescribeDecodeError(v.kind.gk.Kind, err, raw.Raw)
 	}
 	if gvk.GroupKind() != v.kind.gk {
 		return nil, fmt.Errorf("got %s, want %s", gvk.GroupKind(), v.kind.gk)

@@ -43,6 +43,10 @@ type Result struct {
 	// Legacy holds the authentication.istio.io documents (v1alpha1
 	// MeshPolicy and Policy), which internal/legacy converts.
 	Legacy []Document
+	// Warnings name fields that were ignored: fields of DestinationRule and
+	// PeerAuthentication specs that this version of Istio's API does not
+	// define (a typo, or a field of a newer Istio).
+	Warnings []string
 }
 
 // Document is one document as JSON, with where it was read and what it
@@ -156,6 +160,9 @@ func (res *Result) decode(where string, raw []byte) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
+	if what := notAnObject(js); what != "" {
+		return fmt.Errorf("%s: not a Kubernetes object but %s", where, what)
+	}
 	var meta struct {
 		metav1.TypeMeta `json:",inline"`
 		Metadata        struct {
@@ -191,9 +198,15 @@ func (res *Result) decode(where string, raw []byte) error {
 		res.Skipped = append(res.Skipped, fmt.Sprintf("%s: %s (%s) is not read by tls-check", where, name, meta.APIVersion))
 		return nil
 	}
+	if meta.Metadata.Name == "" {
+		return fmt.Errorf("%s: %s: metadata.name: missing", where, meta.Kind)
+	}
 	obj, _, err := decoder.Decode(js, nil, nil)
+	if runtime.IsNotRegisteredError(err) {
+		return fmt.Errorf("%s: %s: apiVersion %s: not a version tls-check reads (%s)", where, name, meta.APIVersion, servedVersions(gvk.GroupKind()))
+	}
 	if err != nil {
-		return fmt.Errorf("%s: %s: %w", where, name, err)
+		return fmt.Errorf("%s: %s: %w", where, name, DescribeDecodeError(meta.Kind, err, js))
 	}
 	obj, err = Normalize(obj)
 	if err != nil {
@@ -202,8 +215,48 @@ func (res *Result) decode(where string, raw []byte) error {
 	if mo, ok := obj.(metav1.Object); ok && mo.GetNamespace() == "" && meta.Kind != "Namespace" {
 		mo.SetNamespace("default")
 	}
+	if err := check(obj); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	if w := unknownSpecFields(obj, js); w != "" {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %s: %s", where, name, w))
+	}
 	res.Objects = append(res.Objects, obj)
 	return nil
+}
+
+// notAnObject describes a document that is not a JSON object ("a list",
+// "a string", ...), or returns "" for an object.
+func notAnObject(js []byte) string {
+	t := bytes.TrimSpace(js)
+	if len(t) == 0 {
+		return "an empty document"
+	}
+	switch t[0] {
+	case '{':
+		return ""
+	case '[':
+		return "a list"
+	case '"':
+		return "a string"
+	case 'n':
+		return "null"
+	case 't', 'f':
+		return "a boolean"
+	}
+	return "a number"
+}
+
+// servedVersions lists the versions of a kind the scheme knows.
+func servedVersions(gk schema.GroupKind) string {
+	var out []string
+	for gvk := range scheme.AllKnownTypes() {
+		if gvk.GroupKind() == gk {
+			out = append(out, gvk.GroupVersion().String())
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, ", ")
 }
 
 func wanted(gvk schema.GroupVersionKind) bool {

@@ -126,6 +126,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	for _, s := range res.Skipped {
 		fmt.Fprintf(stderr, "tls-check: skipped %s\n", s)
 	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(stderr, "tls-check: warning: %s\n", w)
+	}
 	snap, err := load.Snapshot(res.Objects, mesh)
 	if err == nil {
 		snap, o.legacyRefs, err = withLegacy(snap, res, stderr)

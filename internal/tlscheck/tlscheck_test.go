@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -111,69 +109,5 @@ items:
 	}
 	if want := "tls-check: skipped <stdin>: document 1: Deployment default/httpbin (apps/v1) is not read by tls-check\n"; errOut != want {
 		t.Errorf("stderr = %q, want %q", errOut, want)
-	}
-}
-
-func TestBadInput(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	tests := map[string]struct {
-		args    []string
-		wantErr string
-	}{
-		"unreadable file": {
-			args: []string{"-f", filepath.Join(dir, "missing.yaml")}, wantErr: "missing.yaml: no such file or directory",
-		},
-		"YAML that does not parse": {
-			args:    []string{"-f", write("broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: [\n")},
-			wantErr: "broken.yaml: document 1",
-		},
-		"object that does not decode": {
-			args:    []string{"-f", write("dr.yaml", "---\n# a comment\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r, namespace: ns}\nspec: {host: 7, trafficPolicy: {tls: {mode: DISABLE}}}\n")},
-			wantErr: "dr.yaml: document 2: DestinationRule ns/r:",
-		},
-		"unknown TLS mode": {
-			args:    []string{"-f", write("mode.yaml", "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r, namespace: ns}\nspec: {host: h, trafficPolicy: {tls: {mode: MAYBE}}}\n")},
-			wantErr: "mode.yaml: document 1: DestinationRule ns/r:",
-		},
-		"unknown mTLS mode": {
-			args:    []string{"-f", write("pa.yaml", "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: p, namespace: ns}\nspec: {mtls: {mode: SOMETIMES}}\n")},
-			wantErr: "pa.yaml: document 1: PeerAuthentication ns/p:",
-		},
-		"object without kind": {
-			args: []string{"-f", write("nokind.yaml", "metadata: {name: x}\n")}, wantErr: "nokind.yaml: document 1: object has no kind",
-		},
-		"unknown flag": {
-			args: []string{"--bogus"}, wantErr: "tls-check: unknown flag: --bogus\nRun 'tls-check --help' for usage.",
-		},
-		"bad output": {
-			args: []string{"-f", deepDive, "-o", "yaml"}, wantErr: "--output must be table, json or html",
-		},
-		"--per-view without -A": {
-			args: []string{"-f", deepDive, "--per-view"}, wantErr: "--per-view needs -A",
-		},
-		"--per-view with html": {
-			args: []string{"-f", deepDive, "-A", "--per-view", "-o", "html"}, wantErr: "--per-view needs -A and a table or json output",
-		},
-		"pod not found": {
-			args: []string{"-f", deepDive, "nope.default"}, wantErr: "pod default/nope not found",
-		},
-		"client namespace without sidecars": {
-			args: []string{"-f", deepDive, "-n", "istio-system"}, wantErr: `namespace "istio-system" has no client sidecar`,
-		},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			code, out, errOut := run(t, "", tc.args...)
-			if code != ExitUsage || out != "" || !strings.Contains(errOut, tc.wantErr) {
-				t.Errorf("exit %d, stdout %q, stderr %q; want exit 2 and %q", code, out, errOut, tc.wantErr)
-			}
-		})
 	}
 }
