@@ -36,9 +36,11 @@ type serviceEval struct {
 	envs  [2]*env
 	svc   *service
 	memo  []memoEntry
-	// memoAt indexes memo once it is long (manyEntries).
-	memoAt map[memoKey]int
-	words  []uint64
+	// memoAt indexes memo once it is long (manyEntries, memoIndexed); the
+	// map is kept for the next service unless it grew large.
+	memoAt      map[memoKey]int
+	memoIndexed bool
+	words       []uint64
 	// modes[e][pi] are the server policies of the members on port pi in
 	// env e; sameServers when the change leaves PeerAuthentications alone.
 	modes       [2][][]serverPolicy
@@ -86,10 +88,10 @@ type memoEntry struct {
 // manyEntries is the size from which the memo and the pending groups of a
 // service are indexed by a map: a short list is searched faster than a map
 // is hashed, but a rule of 10,000 subsets made the search quadratic.
-const manyEntries = 16
+const manyEntries = 64
 
 func (ev *serviceEval) memoized(k memoKey) (bitset, bool) {
-	if ev.memoAt != nil {
+	if ev.memoIndexed {
 		i, ok := ev.memoAt[k]
 		if ok {
 			return ev.memo[i].failing, true
@@ -107,10 +109,13 @@ func (ev *serviceEval) memoized(k memoKey) (bitset, bool) {
 func (ev *serviceEval) memoize(k memoKey, f bitset) {
 	ev.memo = append(ev.memo, memoEntry{k, f})
 	switch {
-	case ev.memoAt != nil:
+	case ev.memoIndexed:
 		ev.memoAt[k] = len(ev.memo) - 1
 	case len(ev.memo) >= manyEntries:
-		ev.memoAt = make(map[memoKey]int, 2*len(ev.memo))
+		if ev.memoAt == nil {
+			ev.memoAt = make(map[memoKey]int, 2*len(ev.memo))
+		}
+		ev.memoIndexed = true
 		for i, m := range ev.memo {
 			ev.memoAt[m.memoKey] = i
 		}
@@ -128,7 +133,14 @@ func (ev *serviceEval) reset(svc *service) {
 	ev.nsAmbient = ev.st.namespaceAmbient(svc.namespace)
 	ev.exceptCopy = nil
 	ev.memo = ev.memo[:0]
-	ev.memoAt = nil
+	if ev.memoIndexed {
+		ev.memoIndexed = false
+		if len(ev.memoAt) > 4*manyEntries {
+			ev.memoAt = nil // clearing a large map costs its size
+		} else {
+			clear(ev.memoAt)
+		}
+	}
 	ev.words = ev.words[:0]
 	ev.portTargets = ev.portTargets[:0]
 	ev.targetBuf = ev.targetBuf[:0]
