@@ -31,6 +31,9 @@ import (
 var servedVersions = map[schema.GroupKind][]string{
 	destinationRules.gk:    {"v1", "v1beta1", "v1alpha3"},
 	peerAuthentications.gk: {"v1", "v1beta1"},
+	serviceEntries.gk:      {"v1", "v1beta1", "v1alpha3"},
+	workloadEntries.gk:     {"v1", "v1beta1", "v1alpha3"},
+	sidecars.gk:            {"v1", "v1beta1", "v1alpha3"},
 }
 
 // Run builds the manager and runs it until ctx is done.
@@ -114,12 +117,13 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (manager.Manager, err
 }
 
 // Register serves the admission webhooks from store on srv, at
-// /validate/destinationrules and /validate/peerauthentications.
+// /validate/destinationrules, /validate/peerauthentications,
+// /validate/serviceentries, /validate/workloadentries and /validate/sidecars.
 func Register(srv ctrlwebhook.Server, store *Store, o Options) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	for _, k := range []kind{destinationRules, peerAuthentications} {
+	for _, k := range kinds {
 		srv.Register(k.path, &admission.Webhook{Handler: newValidator(k, store, o)})
 	}
 	return nil
@@ -129,8 +133,8 @@ func Register(srv ctrlwebhook.Server, store *Store, o Options) error {
 // synced once every one of them has delivered its initial list.
 func watch(ctx context.Context, mgr manager.Manager, store *Store) error {
 	objs := []client.Object{&corev1.Namespace{}, &corev1.Service{}, &corev1.Pod{}, &corev1.ConfigMap{}}
-	for _, gk := range []schema.GroupKind{destinationRules.gk, peerAuthentications.gk} {
-		obj, err := servedObject(mgr.GetRESTMapper(), mgr.GetScheme(), gk)
+	for _, k := range kinds {
+		obj, err := servedObject(mgr.GetRESTMapper(), mgr.GetScheme(), k.gk)
 		if err != nil {
 			return err
 		}
