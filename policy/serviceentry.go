@@ -503,3 +503,9 @@ func (s *State) addEntries(ses []*networkingv1.ServiceEntry, wes []*networkingv1
 	}
 	return nil
 }
+
+// HasHost reports whether a Service or a ServiceEntry defines host h
+// exactly: tls-check takes such a name as it is written.
+func (s *State) HasHost(h string) bool {
+	return s.servicesByHost.get(h) != nil || len(s.entryServicesOf(h)) > 0
+}
