@@ -191,6 +191,24 @@ patches:
     - op: replace
       path: /webhooks/1/clientConfig
       value: {url: "%speerauthentications"}
+    - op: test
+      path: /webhooks/2/name
+      value: serviceentries.mtlsguard.io
+    - op: replace
+      path: /webhooks/2/clientConfig
+      value: {url: "%sserviceentries"}
+    - op: test
+      path: /webhooks/3/name
+      value: workloadentries.mtlsguard.io
+    - op: replace
+      path: /webhooks/3/clientConfig
+      value: {url: "%sworkloadentries"}
+    - op: test
+      path: /webhooks/4/name
+      value: sidecars.mtlsguard.io
+    - op: replace
+      path: /webhooks/4/clientConfig
+      value: {url: "%ssidecars"}
 - target:
     kind: Certificate
     name: mtlsguard-serving
@@ -198,7 +216,7 @@ patches:
     - op: add
       path: /spec/ipAddresses
       value: ["127.0.0.1"]
-`, filepath.ToSlash(base), url, url)
+`, filepath.ToSlash(base), url, url, url, url, url)
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
 		t.Fatal(err)
 	}

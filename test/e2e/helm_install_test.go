@@ -130,7 +130,7 @@ func TestHelmInstallAndDeepDive(t *testing.T) {
 		// certificate also valid for that address. The "test" ops fail the
 		// patch if the webhooks are ever reordered.
 		var ops []string
-		for i, w := range []string{"destinationrules", "peerauthentications"} {
+		for i, w := range []string{"destinationrules", "peerauthentications", "serviceentries", "workloadentries", "sidecars"} {
 			ops = append(ops,
 				fmt.Sprintf(`{"op":"test","path":"/webhooks/%d/name","value":"%s.mtlsguard.io"}`, i, w),
 				fmt.Sprintf(`{"op":"remove","path":"/webhooks/%d/clientConfig/service"}`, i),
