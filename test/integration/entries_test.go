@@ -49,7 +49,9 @@ func TestServiceEntryAndSidecarWritesThatBreakMTLSAreDenied(t *testing.T) {
 	// Wait for the webhook's cache to hold the VM and the rule, probing
 	// with a dry-run that stores nothing.
 	eventually(t, 30*time.Second, func() error {
-		_, err := c.do(func(ctx context.Context) error { return c.Create(ctx, entry(networkingapi.ServiceEntry_MESH_INTERNAL), client.DryRunAll) })
+		_, err := c.do(func(ctx context.Context) error {
+			return c.Create(ctx, entry(networkingapi.ServiceEntry_MESH_INTERNAL), client.DryRunAll)
+		})
 		if !apierrors.IsForbidden(err) {
 			return fmt.Errorf("dry-run create of the ServiceEntry: %v", err)
 		}
