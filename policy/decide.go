@@ -56,6 +56,11 @@ func (s *State) DecideFirst(ctx context.Context, ch Change, limit int) (Decision
 	if err != nil {
 		return Decision{}, err
 	}
+	return s.decideIn(ctx, before, after, sc, limit)
+}
+
+// decideIn compares the services of sc in two envs.
+func (s *State) decideIn(ctx context.Context, before, after *env, sc scope, limit int) (Decision, error) {
 	// Services are independent: a wide write is split among the CPUs the
 	// process may use, each worker with its own scratch space. Workers
 	// yield every few services, so that the admissions and cache events that
@@ -113,7 +118,11 @@ func (ev *serviceEval) evaluate(svc *service) {
 	ev.reset(svc)
 	before, after := ev.envs[0], ev.envs[1]
 	except := ev.st.specialNamespaces(svc, ev.scope.namespaces, ev.special)
-	ev.pairs = append(ev.st.viewPairs(ev.pairs[:0], except, before, after), viewPair{genericView, genericView})
+	if ev.scope.clients != nil {
+		ev.pairs = ev.st.viewPairs(ev.pairs[:0], ev.scope.clients, before, after) // these clients only
+	} else {
+		ev.pairs = append(ev.st.viewPairs(ev.pairs[:0], except, before, after), viewPair{genericView, genericView})
+	}
 	for _, p := range ev.pairs {
 		generic := p.after.Namespace == ""
 		drB, drA := before.destinationRule(p.before, svc), after.destinationRule(p.after, svc)
