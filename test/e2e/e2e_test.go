@@ -224,7 +224,7 @@ patches:
 }
 
 // waitForCertificate waits until cert-manager has issued the serving
-// certificate and injected its CA into both webhooks, checks the certificate,
+// certificate and injected its CA into every webhook, checks the certificate,
 // and writes tls.crt and tls.key into dir, for --cert-dir.
 func waitForCertificate(ctx context.Context, t *testing.T, c *cluster, dir string) {
 	t.Helper()
@@ -237,9 +237,9 @@ func waitForCertificate(ctx context.Context, t *testing.T, c *cluster, dir strin
 		crt, key, ca = s.Data["tls.crt"], s.Data["tls.key"], s.Data["ca.crt"]
 		return len(crt) > 0 && len(key) > 0 && len(ca) > 0
 	})
-	eventually(t, "caBundle injected into both webhooks", func() bool {
+	eventually(t, "caBundle injected into every webhook", func() bool {
 		vwc, err := c.client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, webhookConfig, metav1.GetOptions{})
-		if err != nil || len(vwc.Webhooks) != 2 {
+		if err != nil || len(vwc.Webhooks) != webhookCount {
 			return false
 		}
 		for _, w := range vwc.Webhooks {
@@ -300,3 +300,8 @@ func must(t *testing.T, ok bool) {
 		t.FailNow()
 	}
 }
+
+// webhookCount is the number of webhooks the shipped configuration holds:
+// DestinationRules, PeerAuthentications, ServiceEntries, WorkloadEntries and
+// Sidecars.
+const webhookCount = 5
