@@ -46,6 +46,11 @@ type nsInfo struct {
 	// selectorRules are the DestinationRules with a workloadSelector: a pod
 	// event may move a client between views.
 	selectorRules map[string]bool
+	// entries are the namespace's ServiceEntries and Sidecars ("kind/name"):
+	// a pod event may change an entry's endpoints, or move a client between
+	// the views of selector Sidecars, which the services of the namespace
+	// alone do not show.
+	entries map[string]bool
 	// rules and policies map DestinationRule and PeerAuthentication names
 	// to uids, for the references of reports and events.
 	rules, policies map[string]types.UID
@@ -68,6 +73,7 @@ func (t *tracker) ns(name string) *nsInfo {
 			sidecars: map[string]bool{}, noTLSMode: map[string]bool{}, services: map[string]types.UID{},
 			selectorRules: map[string]bool{}, rules: map[string]types.UID{}, policies: map[string]types.UID{},
 			captured: map[string]bool{},
+			entries: map[string]bool{},
 		}
 		t.namespaces[name] = n
 	}
@@ -96,8 +102,8 @@ func (t *tracker) observe(obj runtime.Object, deleted bool) scope {
 		switch {
 		case hadAmbientClients != (len(n.captured) > 0) && !n.ambient:
 			return scope{full: true} // the namespace gains or loses its ambient client view
-		case (was || sidecar) && len(n.selectorRules) > 0:
-			return scope{full: true} // the pod may move between client views
+		case (was || sidecar) && len(n.selectorRules) > 0, len(n.entries) > 0:
+			return scope{full: true} // the pod may move between client views, or be an entry's endpoint
 		case hadClients != (len(n.sidecars) > 0) && !n.injection:
 			return scope{full: true} // the namespace gains or loses its client view
 		}
@@ -133,9 +139,13 @@ func (t *tracker) observe(obj runtime.Object, deleted bool) scope {
 		setUID(n.rules, o.Name, o.UID, deleted)
 	case *securityv1.PeerAuthentication:
 		setUID(t.ns(o.Namespace).policies, o.Name, o.UID, deleted)
+	case *networkingv1.ServiceEntry:
+		setMember(t.ns(o.Namespace).entries, "ServiceEntry/"+o.Name, !deleted)
+	case *networkingv1.Sidecar:
+		setMember(t.ns(o.Namespace).entries, "Sidecar/"+o.Name, !deleted)
 	}
-	// PeerAuthentications, DestinationRules and the mesh ConfigMap can
-	// reach any row.
+	// PeerAuthentications, DestinationRules, the entry kinds and the mesh
+	// ConfigMap can reach any row.
 	return scope{full: true}
 }
 

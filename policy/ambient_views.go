@@ -196,8 +196,8 @@ func (ev *serviceEval) failingZtunnel(e, pi int, z ztunnelPath) bitset {
 // row changes with the server policies and, through a waypoint, with the
 // waypoint's DestinationRule.
 func (ev *serviceEval) evaluateZtunnel() {
-	if ev.st.totalZtunnelViews == 0 || !ev.st.ztunnelUses(ev.svc) {
-		return
+	if ev.st.totalZtunnelViews == 0 || ev.scope.kind == kindSidecar || !ev.st.ztunnelUses(ev.svc) {
+		return // no Sidecar scopes ztunnel
 	}
 	before, after := ev.envs[0], ev.envs[1]
 	for pi, sp := range ev.svc.ports {

@@ -231,3 +231,27 @@ func BenchmarkDecisionMeshWideMixed(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecisionEntries is the admission question for the new kinds: a
+// namespace's Sidecar that imports only its own namespace (every service of
+// the cluster, for that namespace's clients), and a ServiceEntry that
+// selects pods of one namespace (its own host, for every client).
+func BenchmarkDecisionEntries(b *testing.B) {
+	st := bigState(b)
+	sc := &networkingv1.Sidecar{ObjectMeta: metav1.ObjectMeta{Namespace: "ns-7", Name: "default"}}
+	sc.Spec.Egress = []*networkingapi.IstioEgressListener{{Hosts: []string{"./*", "istio-system/*"}}}
+	se := &networkingv1.ServiceEntry{ObjectMeta: metav1.ObjectMeta{Namespace: "ns-7", Name: "alias"}}
+	se.Spec.Hosts = []string{"alias.internal"}
+	se.Spec.Location = networkingapi.ServiceEntry_MESH_INTERNAL
+	se.Spec.Resolution = networkingapi.ServiceEntry_STATIC
+	se.Spec.WorkloadSelector = &networkingapi.WorkloadSelector{Labels: map[string]string{"app": "svc-1"}}
+	se.Spec.Ports = []*networkingapi.ServicePort{{Number: 80, Name: "http", Protocol: "HTTP"}}
+	b.Run("SidecarNamespaceCreate", func(b *testing.B) {
+		d := decide(b, st, policy.Change{New: sc}, true)
+		b.ReportMetric(float64(d.NewTotal), "new/op")
+	})
+	b.Run("ServiceEntryCreate", func(b *testing.B) {
+		d := decide(b, st, policy.Change{New: se}, false)
+		b.ReportMetric(float64(d.NewTotal), "new/op")
+	})
+}

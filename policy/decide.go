@@ -56,6 +56,11 @@ func (s *State) DecideFirst(ctx context.Context, ch Change, limit int) (Decision
 	if err != nil {
 		return Decision{}, err
 	}
+	return s.decideIn(ctx, before, after, sc, limit)
+}
+
+// decideIn compares the services of sc in two envs.
+func (s *State) decideIn(ctx context.Context, before, after *env, sc scope, limit int) (Decision, error) {
 	// Services are independent: a wide write is split among the CPUs the
 	// process may use, each worker with its own scratch space. Workers
 	// yield every few services, so that the admissions and cache events that
@@ -113,7 +118,11 @@ func (ev *serviceEval) evaluate(svc *service) {
 	ev.reset(svc)
 	before, after := ev.envs[0], ev.envs[1]
 	except := ev.st.specialNamespaces(svc, ev.scope.namespaces, ev.special)
-	ev.pairs = append(ev.st.viewPairs(ev.pairs[:0], except, before, after), viewPair{genericView, genericView})
+	if ev.scope.clients != nil {
+		ev.pairs = ev.st.viewPairs(ev.pairs[:0], ev.scope.clients, before, after) // these clients only
+	} else {
+		ev.pairs = append(ev.st.viewPairs(ev.pairs[:0], except, before, after), viewPair{genericView, genericView})
+	}
 	exceptCopy := func() map[string]bool { return ev.except(except) }
 	ev.pendingNew.countOnly = !ev.newRows.mayKeep(svc.host)
 	ev.pendingResolved.countOnly = !ev.resolvedRows.mayKeep(svc.host)
@@ -127,10 +136,12 @@ func (ev *serviceEval) evaluate(svc *service) {
 		switch drB = before.destinationRule(p.before, svc); ev.scope.kind {
 		case kindPeerAuthentication:
 			drA = drB // the write leaves rules and views alone
-		default:
+		case kindDestinationRule:
 			if drA = after.destinationRule(p.after, svc); drA == drB {
 				continue // the same rule, untouched by the write
 			}
+		default: // a Sidecar: the same rule may reach the client differently
+			drA = after.destinationRule(p.after, svc)
 		}
 		for pi, sp := range svc.ports {
 			// A Sidecar that gives the client no cluster replaces the rule.

@@ -26,6 +26,7 @@ const (
 	kindNone kind = iota
 	kindPeerAuthentication
 	kindDestinationRule
+	kindSidecar
 )
 
 func (e *env) peerAuths(ns string) []*peerAuth {

@@ -242,8 +242,12 @@ func firstKey(v ViewSet) string {
 // compareContent orders rows of the same target by what they say, so that
 // rows of several services of one host list in a stable order.
 func compareContent(a, b *Row) int {
-	if c := slices.Compare(a.Columns(), b.Columns()); c != 0 {
-		return c
+	if a == b {
+		return 0
 	}
-	return slices.CompareFunc(a.Endpoints, b.Endpoints, func(x, y Endpoint) int { return cmp.Compare(x.Pod, y.Pod) })
+	return cmp.Or(
+		cmp.Compare(a.Status, b.Status), cmp.Compare(a.Server, b.Server), cmp.Compare(a.ClientColumn, b.ClientColumn),
+		cmp.Compare(a.AuthnPolicy, b.AuthnPolicy), cmp.Compare(a.DestinationRule, b.DestinationRule),
+		slices.CompareFunc(a.Endpoints, b.Endpoints, func(x, y Endpoint) int { return cmp.Compare(x.Pod, y.Pod) }),
+	)
 }

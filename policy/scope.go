@@ -13,6 +13,9 @@ type scope struct {
 	kind       kind
 	services   []*service
 	namespaces []string // client namespaces to evaluate one by one
+	// clients, when set, are the only client namespaces the change can
+	// reach (a namespace's Sidecar).
+	clients map[string]bool
 }
 
 // envs builds the before and after configurations and the scope of a change.

@@ -327,6 +327,19 @@ func (s *State) rebuildEntries(n *namespace) {
 		})
 		idx.byHost = idx.byHost.set(svc.host, l)
 	}
+	s.entryIdx = &idx
+	if e != nil {
+		e.services = built
+	}
+	s.indexSidecars(n)
+}
+
+// indexSidecars records whether n (a private copy) holds a Sidecar, and
+// drops its entries once they are empty. A Sidecar changes no service:
+// services keep their identity across a Sidecar write, which is what lets
+// its decision compare endpoints by position.
+func (s *State) indexSidecars(n *namespace) {
+	idx := *s.entryIndex()
 	sidecars := n.entries != nil && len(n.entries.sidecars) > 0
 	if idx.sidecarNamespaces[n.name] != sidecars {
 		idx.sidecarNamespaces = maps.Clone(idx.sidecarNamespaces)
@@ -338,13 +351,10 @@ func (s *State) rebuildEntries(n *namespace) {
 		} else {
 			delete(idx.sidecarNamespaces, n.name)
 		}
+		s.entryIdx = &idx
 	}
-	s.entryIdx = &idx
-	if e != nil {
-		e.services = built
-		if e.empty() {
-			n.entries = nil
-		}
+	if n.entries.empty() {
+		n.entries = nil
 	}
 }
 
@@ -406,7 +416,7 @@ func (s *State) applyEntry(obj any) error {
 		n := s.editEntries(o.Namespace)
 		n.entries.sidecars = append(withoutSidecar(n.entries.sidecars, o.Name), sc)
 		sortSidecars(n.entries.sidecars)
-		s.rebuildEntries(n)
+		s.indexSidecars(n)
 		s.setViews(n, computeViews(n, n.drs))
 	}
 	return nil
@@ -439,7 +449,7 @@ func (s *State) removeEntry(obj any) {
 		}
 		n := s.editEntries(ns)
 		n.entries.sidecars = withoutSidecar(n.entries.sidecars, o.Name)
-		s.rebuildEntries(n)
+		s.indexSidecars(n)
 		s.setViews(n, computeViews(n, n.drs))
 	}
 }
@@ -502,4 +512,10 @@ func (s *State) addEntries(ses []*networkingv1.ServiceEntry, wes []*networkingv1
 		}
 	}
 	return nil
+}
+
+// HasHost reports whether a Service or a ServiceEntry defines host h
+// exactly: tls-check takes such a name as it is written.
+func (s *State) HasHost(h string) bool {
+	return s.servicesByHost.get(h) != nil || len(s.entryServicesOf(h)) > 0
 }

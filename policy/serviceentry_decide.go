@@ -11,19 +11,22 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// Decisions on ServiceEntry, WorkloadEntry and Sidecar writes. Such a write
-// changes services themselves (their endpoints, or which clients have
-// clusters for them), so "before" and "after" are two copies of the state
-// (Clone, then the old or the new object), and rows are compared by
-// endpoint name rather than by position: a write is flagged when some
-// (client view, host:port, endpoint) fails after it and did not fail
-// before, a new endpoint or a new service included.
+// Decisions on ServiceEntry, WorkloadEntry and Sidecar writes. "before" and
+// "after" are two copies of the state (Clone, then the old or the new
+// object).
 //
-// Scope: a ServiceEntry write reaches the services it makes, before and
-// after; a WorkloadEntry write the ServiceEntry services of its namespace;
-// both also the other services of those hosts (a client uses one per host);
-// a Sidecar write every service, for the clients of its namespace only
-// (every namespace for a root-namespace Sidecar without selector).
+// A ServiceEntry or WorkloadEntry write changes services themselves (their
+// endpoints), so rows are compared by endpoint name rather than by
+// position: a write is flagged when some (client view, host:port, endpoint)
+// fails after it and did not fail before, a new endpoint or a new service
+// included. Its scope is the services the entry makes (a WorkloadEntry: the
+// ServiceEntry services of its namespace), before and after, and the other
+// services of those hosts (a client uses one service per host).
+//
+// A Sidecar write changes no service, only which clusters clients have: the
+// engine's own comparison (decideIn) runs over every service, for the
+// clients of the Sidecar's namespace (of every namespace for the root
+// namespace's Sidecar without selector).
 
 func isEntryKind(o runtime.Object) bool {
 	switch o.(type) {
@@ -82,7 +85,6 @@ func (s *State) decideEntry(ctx context.Context, ch Change, limit int) (Decision
 	}
 
 	var svcs [2][]*service
-	clientNS := "" // "": every client namespace
 	switch firstNonNil(ch.Old, ch.New).(type) {
 	case *networkingv1.ServiceEntry, *networkingv1.WorkloadEntry:
 		// The entry's services, and every other service of their hosts: a
@@ -103,18 +105,23 @@ func (s *State) decideEntry(ctx context.Context, ch Change, limit int) (Decision
 			}
 		}
 	case *networkingv1.Sidecar:
-		svcs[0], svcs[1] = before.services(), after.services()
+		// A Sidecar changes no service, only which clients have clusters
+		// for them: the engine's positional comparison applies, over every
+		// service, for the clients of the namespace (every namespace for
+		// the root namespace's default).
+		sc := scope{kind: kindSidecar, services: s.services(), namespaces: []string{ns}}
 		rootDefault := func(o runtime.Object) bool {
 			sc, ok := o.(*networkingv1.Sidecar)
 			return ok && sc != nil && sc.Spec.GetWorkloadSelector() == nil
 		}
 		if ns != s.mesh.RootNamespace || !(rootDefault(ch.Old) || rootDefault(ch.New)) {
-			clientNS = ns
+			sc.clients = map[string]bool{ns: true}
 		}
+		return s.decideIn(ctx, &env{st: before}, &env{st: after}, sc, limit)
 	}
 	d := &entryDiff{
 		st: [2]*State{before, after}, ev: [2]*evaluator{newEvaluator(&env{st: before}), newEvaluator(&env{st: after})},
-		newG: newGrouper(after), resolvedG: newGrouper(before), clientNS: clientNS,
+		newG: newGrouper(after), resolvedG: newGrouper(before),
 	}
 	pairs := pairServices(svcs[0], svcs[1])
 	for i, p := range pairs {
@@ -188,7 +195,6 @@ type entryDiff struct {
 	st              [2]*State
 	ev              [2]*evaluator
 	newG, resolvedG *grouper
-	clientNS        string
 }
 
 type rowTarget struct {
@@ -199,23 +205,15 @@ type rowTarget struct {
 // compare adds the rows of one service that newly fail, or stop failing,
 // for some client view.
 func (d *entryDiff) compare(svcB, svcA *service) {
-	var special map[string]bool
-	if d.clientNS != "" {
-		special = map[string]bool{d.clientNS: true}
-	} else {
-		special = map[string]bool{}
-		for i, svc := range []*service{svcB, svcA} {
-			if svc != nil {
-				for ns := range d.st[i].specialNamespaces(svc, nil, nil) {
-					special[ns] = true
-				}
+	special := map[string]bool{}
+	for i, svc := range []*service{svcB, svcA} {
+		if svc != nil {
+			for ns := range d.st[i].specialNamespaces(svc, nil, nil) {
+				special[ns] = true
 			}
 		}
 	}
-	pairs := d.st[1].viewPairs(nil, special, d.ev[0].env, d.ev[1].env)
-	if d.clientNS == "" {
-		pairs = append(pairs, viewPair{genericView, genericView})
-	}
+	pairs := append(d.st[1].viewPairs(nil, special, d.ev[0].env, d.ev[1].env), viewPair{genericView, genericView})
 	for _, p := range pairs {
 		generic := p.after.Namespace == ""
 		rb := d.rows(0, p.before, svcB)
@@ -231,9 +229,7 @@ func (d *entryDiff) compare(svcB, svcA *service) {
 			}
 		}
 	}
-	if d.clientNS == "" {
-		d.compareZtunnel(svcB, svcA)
-	}
+	d.compareZtunnel(svcB, svcA)
 }
 
 // compareZtunnel is compare for ztunnel clients, which no Sidecar scopes:

@@ -31,6 +31,9 @@ import (
 var servedVersions = map[schema.GroupKind][]string{
 	destinationRules.gk:    {"v1", "v1beta1", "v1alpha3"},
 	peerAuthentications.gk: {"v1", "v1beta1"},
+	serviceEntries.gk:      {"v1", "v1beta1", "v1alpha3"},
+	workloadEntries.gk:     {"v1", "v1beta1", "v1alpha3"},
+	sidecars.gk:            {"v1", "v1beta1", "v1alpha3"},
 }
 
 // Run builds the manager and runs it until ctx is done.
@@ -124,14 +127,15 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (manager.Manager, err
 }
 
 // Register serves the admission webhooks from store on srv, at
-// /validate/destinationrules and /validate/peerauthentications. access
-// answers what a requester may read, for --disclose=permitted; nil names
-// nothing a requester may not have written themselves.
+// /validate/destinationrules, /validate/peerauthentications,
+// /validate/serviceentries, /validate/workloadentries and /validate/sidecars.
+// access answers what a requester may read, for --disclose=permitted; nil
+// names nothing a requester may not have written themselves.
 func Register(srv ctrlwebhook.Server, store *Store, o Options, access AccessReviewer) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	for _, k := range []kind{destinationRules, peerAuthentications} {
+	for _, k := range kinds {
 		v := newValidator(k, store, o)
 		v.access = access
 		srv.Register(k.path, &admission.Webhook{Handler: v})
@@ -143,8 +147,8 @@ func Register(srv ctrlwebhook.Server, store *Store, o Options, access AccessRevi
 // synced once every one of them has delivered its initial list.
 func watch(ctx context.Context, mgr manager.Manager, store *Store) error {
 	objs := []client.Object{&corev1.Namespace{}, &corev1.Service{}, &corev1.Pod{}, &corev1.ConfigMap{}}
-	for _, gk := range []schema.GroupKind{destinationRules.gk, peerAuthentications.gk} {
-		obj, err := servedObject(mgr.GetRESTMapper(), mgr.GetScheme(), gk)
+	for _, k := range kinds {
+		obj, err := servedObject(mgr.GetRESTMapper(), mgr.GetScheme(), k.gk)
 		if err != nil {
 			return err
 		}

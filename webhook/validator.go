@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -40,7 +41,27 @@ var (
 		resource: "peerauthentications",
 		path:     "/validate/peerauthentications",
 	}
+	// ServiceEntries and WorkloadEntries make services and endpoints;
+	// Sidecars decide which services a client has clusters for.
+	serviceEntries = kind{
+		gk:       schema.GroupKind{Group: networkingv1.SchemeGroupVersion.Group, Kind: "ServiceEntry"},
+		resource: "serviceentries",
+		path:     "/validate/serviceentries",
+	}
+	workloadEntries = kind{
+		gk:       schema.GroupKind{Group: networkingv1.SchemeGroupVersion.Group, Kind: "WorkloadEntry"},
+		resource: "workloadentries",
+		path:     "/validate/workloadentries",
+	}
+	sidecars = kind{
+		gk:       schema.GroupKind{Group: networkingv1.SchemeGroupVersion.Group, Kind: "Sidecar"},
+		resource: "sidecars",
+		path:     "/validate/sidecars",
+	}
 )
+
+// kinds are the kinds the webhook checks.
+var kinds = []kind{destinationRules, peerAuthentications, serviceEntries, workloadEntries, sidecars}
 
 // validator answers admission requests for the writes of one kind, in every
 // served version, from a Store.
@@ -313,6 +334,12 @@ func readable(obj runtime.Object) error {
 		s.DestinationRules = []*networkingv1.DestinationRule{o}
 	case *securityv1.PeerAuthentication:
 		s.PeerAuthentications = []*securityv1.PeerAuthentication{o}
+	case *networkingv1.ServiceEntry:
+		s.ServiceEntries = []*networkingv1.ServiceEntry{o}
+	case *networkingv1.WorkloadEntry:
+		s.WorkloadEntries = []*networkingv1.WorkloadEntry{o}
+	case *networkingv1.Sidecar:
+		s.Sidecars = []*networkingv1.Sidecar{o}
 	default:
 		return fmt.Errorf("unexpected %T", obj)
 	}
@@ -321,7 +348,8 @@ func readable(obj runtime.Object) error {
 }
 
 // sameSpec reports whether two versions of an object have the same spec:
-// the engine reads nothing else that can change.
+// the engine reads nothing else that can change (but a WorkloadEntry's
+// labels).
 func sameSpec(a, b runtime.Object) bool {
 	switch a := a.(type) {
 	case *networkingv1.DestinationRule:
@@ -330,6 +358,16 @@ func sameSpec(a, b runtime.Object) bool {
 	case *securityv1.PeerAuthentication:
 		b, ok := b.(*securityv1.PeerAuthentication)
 		return ok && proto.Equal(&a.Spec, &b.Spec)
+	case *networkingv1.ServiceEntry:
+		b, ok := b.(*networkingv1.ServiceEntry)
+		return ok && proto.Equal(&a.Spec, &b.Spec)
+	case *networkingv1.Sidecar:
+		b, ok := b.(*networkingv1.Sidecar)
+		return ok && proto.Equal(&a.Spec, &b.Spec)
+	case *networkingv1.WorkloadEntry:
+		// The engine also reads a WorkloadEntry's metadata labels.
+		b, ok := b.(*networkingv1.WorkloadEntry)
+		return ok && proto.Equal(&a.Spec, &b.Spec) && maps.Equal(a.Labels, b.Labels)
 	}
 	return false
 }

@@ -2,8 +2,8 @@
 // with named and numbered ports, pods with and without sidecars,
 // PeerAuthentications at every level (port-level too) and DestinationRules
 // with wildcards, short hosts, exportTo, subsets, port-level settings and
-// workloadSelector. Every object it makes is valid, as the API server would
-// store it.
+// workloadSelector, and Sidecars that narrow what clients see. Every object
+// it makes is valid, as the API server would store it.
 //
 // It is shared by the conformance agreement test (test/agreement, a seed per
 // mesh) and the engine's fuzz tests (policy, webhook), which drive it from
@@ -115,6 +115,7 @@ func (g *Gen) Mesh() []runtime.Object {
 	}
 	g.peerAuthentications(root)
 	g.destinationRules(root)
+	g.sidecars(root) // last: the objects above stay those of earlier versions
 	return g.objs
 }
 

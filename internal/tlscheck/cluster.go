@@ -34,8 +34,9 @@ func restConfig(kubeconfig, kubeContext string) (*rest.Config, error) {
 }
 
 // readCluster reads the objects tls-check needs from a live cluster: every
-// Namespace, Service and Pod, the PeerAuthentications and DestinationRules
-// (v1, or v1beta1 where an older Istio serves only that), and the mesh
+// Namespace, Service and Pod, the PeerAuthentications, DestinationRules,
+// ServiceEntries, WorkloadEntries and Sidecars (v1, or v1beta1 where an
+// older Istio serves only that), and the mesh
 // ConfigMap of the root namespace.
 func readCluster(ctx context.Context, kubeconfig, kubeContext, rootNamespace string) (load.Result, error) {
 	cfg, err := restConfig(kubeconfig, kubeContext)
@@ -57,6 +58,9 @@ func readCluster(ctx context.Context, kubeconfig, kubeContext, rootNamespace str
 		{"pods", &corev1.PodList{}, nil},
 		{"peerauthentications.security.istio.io", &securityv1.PeerAuthenticationList{}, &securityv1beta1.PeerAuthenticationList{}},
 		{"destinationrules.networking.istio.io", &networkingv1.DestinationRuleList{}, &networkingv1beta1.DestinationRuleList{}},
+		{"serviceentries.networking.istio.io", &networkingv1.ServiceEntryList{}, &networkingv1beta1.ServiceEntryList{}},
+		{"workloadentries.networking.istio.io", &networkingv1.WorkloadEntryList{}, &networkingv1beta1.WorkloadEntryList{}},
+		{"sidecars.networking.istio.io", &networkingv1.SidecarList{}, &networkingv1beta1.SidecarList{}},
 	}
 	for _, l := range lists {
 		list := l.list

@@ -221,8 +221,12 @@ func podKey(st *policy.State, arg, defaultNS string) string {
 }
 
 // hostName resolves a short service name the way a client in clientNS
-// would: name, name.namespace, or a FQDN.
+// would: name, name.namespace, or a FQDN; a host a ServiceEntry defines
+// (vm.internal) is taken as it is.
 func hostName(st *policy.State, arg, clientNS string) string {
+	if strings.Contains(arg, ".") && st.HasHost(arg) {
+		return arg
+	}
 	domain := ".svc." + st.Mesh().ClusterDomain
 	switch strings.Count(arg, ".") {
 	case 0:

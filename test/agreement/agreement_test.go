@@ -12,7 +12,11 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/mtlsguard/mtlsguard/internal/load"
 	"github.com/mtlsguard/mtlsguard/internal/tlscheck"
+	"github.com/mtlsguard/mtlsguard/policy"
 )
 
 var (
@@ -175,8 +179,12 @@ func readEngine(t *testing.T, path string) map[pairKey]answer {
 	if err := json.Unmarshal([]byte(stdout.String()), &rows); err != nil {
 		t.Fatal(err)
 	}
+	services := serviceHosts(t, path)
 	m := map[pairKey]answer{}
 	for _, r := range rows {
+		if !services[r.Host] {
+			continue // a ServiceEntry host: the oracle lists Kubernetes Services only
+		}
 		for _, client := range r.ClientPods {
 			for _, ep := range r.Endpoints {
 				m[pairKey{client, r.Host, int(r.Port), r.Subset, ep.Pod}] = answer{ep.ClientSends, ep.OK, ep.Reason, engineIdentity(r, ep)}
@@ -259,4 +267,21 @@ func lastLines(s string, n int) string {
 		l = l[len(l)-n:]
 	}
 	return strings.Join(l, "\n")
+}
+
+// serviceHosts are the hosts of a scenario's Kubernetes Services, the only
+// ones the oracle enumerates.
+func serviceHosts(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	res, err := load.Paths([]string{path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, o := range res.Objects {
+		if svc, ok := o.(*corev1.Service); ok && svc.Spec.Type != corev1.ServiceTypeExternalName {
+			out[svc.Name+"."+svc.Namespace+".svc."+policy.DefaultMesh().ClusterDomain] = true
+		}
+	}
+	return out
 }

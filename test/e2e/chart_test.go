@@ -415,7 +415,8 @@ func checkWebhooks(t *testing.T, vwc *admissionv1.ValidatingWebhookConfiguration
 			t.Errorf("webhook %s namespaceSelector = %+v, want %s NotIn %q", w.Name, sel, corev1.LabelMetadataName, excluded)
 		}
 	}
-	if want := []string{"destinationrules.mtlsguard.io", "peerauthentications.mtlsguard.io"}; !slices.Equal(names, want) {
+	if want := []string{"destinationrules.mtlsguard.io", "peerauthentications.mtlsguard.io", "serviceentries.mtlsguard.io",
+		"workloadentries.mtlsguard.io", "sidecars.mtlsguard.io"}; !slices.Equal(names, want) {
 		t.Errorf("webhooks %q, want %q", names, want)
 	}
 }

@@ -207,6 +207,24 @@ patches:
     - op: replace
       path: /webhooks/1/clientConfig
       value: {url: "%speerauthentications"}
+    - op: test
+      path: /webhooks/2/name
+      value: serviceentries.mtlsguard.io
+    - op: replace
+      path: /webhooks/2/clientConfig
+      value: {url: "%sserviceentries"}
+    - op: test
+      path: /webhooks/3/name
+      value: workloadentries.mtlsguard.io
+    - op: replace
+      path: /webhooks/3/clientConfig
+      value: {url: "%sworkloadentries"}
+    - op: test
+      path: /webhooks/4/name
+      value: sidecars.mtlsguard.io
+    - op: replace
+      path: /webhooks/4/clientConfig
+      value: {url: "%ssidecars"}
 - target:
     kind: Certificate
     name: mtlsguard-serving
@@ -214,7 +232,7 @@ patches:
     - op: add
       path: /spec/ipAddresses
       value: ["127.0.0.1"]
-`, filepath.ToSlash(base), url, url)
+`, filepath.ToSlash(base), url, url, url, url, url)
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +240,7 @@ patches:
 }
 
 // waitForCertificate waits until cert-manager has issued the serving
-// certificate and injected its CA into both webhooks, checks the certificate,
+// certificate and injected its CA into every webhook, checks the certificate,
 // and writes tls.crt and tls.key into dir, for --cert-dir.
 func waitForCertificate(ctx context.Context, t *testing.T, c *cluster, dir string) {
 	t.Helper()
@@ -235,9 +253,9 @@ func waitForCertificate(ctx context.Context, t *testing.T, c *cluster, dir strin
 		crt, key, ca = s.Data["tls.crt"], s.Data["tls.key"], s.Data["ca.crt"]
 		return len(crt) > 0 && len(key) > 0 && len(ca) > 0
 	})
-	eventually(t, "caBundle injected into both webhooks", func() bool {
+	eventually(t, "caBundle injected into every webhook", func() bool {
 		vwc, err := c.client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, webhookConfig, metav1.GetOptions{})
-		if err != nil || len(vwc.Webhooks) != 2 {
+		if err != nil || len(vwc.Webhooks) != webhookCount {
 			return false
 		}
 		for _, w := range vwc.Webhooks {
@@ -298,3 +316,8 @@ func must(t *testing.T, ok bool) {
 		t.FailNow()
 	}
 }
+
+// webhookCount is the number of webhooks the shipped configuration holds:
+// DestinationRules, PeerAuthentications, ServiceEntries, WorkloadEntries and
+// Sidecars.
+const webhookCount = 5

@@ -92,7 +92,7 @@ func TestHelmInstallAndDeepDive(t *testing.T) {
 			if err == nil {
 				crt = s.Data["tls.crt"]
 			}
-			return len(crt) > 0 && len(caBundles(ctx, t, c)) == 2
+			return len(crt) > 0 && len(caBundles(ctx, t, c)) == webhookCount
 		})
 		helm(t, "upgrade", release, chartDir, "--namespace", namespace, "--reuse-values", "--set", "webhook.failurePolicy=Fail")
 		if r := helm(t, "status", release, "--namespace", namespace); !strings.Contains(r.stdout, "REVISION: 2") {
@@ -110,8 +110,8 @@ func TestHelmInstallAndDeepDive(t *testing.T) {
 		}
 		// Read at once: the upgrade must not have taken the injected CA away,
 		// not merely have the injector put it back.
-		if n := len(caBundles(ctx, t, c)); n != 2 {
-			t.Errorf("%d webhooks kept their caBundle through the upgrade, want 2", n)
+		if n := len(caBundles(ctx, t, c)); n != webhookCount {
+			t.Errorf("%d webhooks kept their caBundle through the upgrade, want %d", n, webhookCount)
 		}
 		vwc, err := c.client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, webhookConfig, metav1.GetOptions{})
 		if err != nil {
@@ -130,7 +130,7 @@ func TestHelmInstallAndDeepDive(t *testing.T) {
 		// certificate also valid for that address. The "test" ops fail the
 		// patch if the webhooks are ever reordered.
 		var ops []string
-		for i, w := range []string{"destinationrules", "peerauthentications"} {
+		for i, w := range []string{"destinationrules", "peerauthentications", "serviceentries", "workloadentries", "sidecars"} {
 			ops = append(ops,
 				fmt.Sprintf(`{"op":"test","path":"/webhooks/%d/name","value":"%s.mtlsguard.io"}`, i, w),
 				fmt.Sprintf(`{"op":"remove","path":"/webhooks/%d/clientConfig/service"}`, i),

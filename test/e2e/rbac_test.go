@@ -30,6 +30,9 @@ func mayDoNothingMore(ctx context.Context, t *testing.T, c *cluster, sa string) 
 	for _, q := range []access{
 		{"watch", "pods", ""},
 		{"list", "destinationrules.networking.istio.io", ""},
+		{"watch", "serviceentries.networking.istio.io", ""},
+		{"watch", "workloadentries.networking.istio.io", ""},
+		{"list", "sidecars.networking.istio.io", ""},
 		{"watch", "configmaps/istio", "istio-system"},
 		// The audit (manifests/base/rbac-audit.yaml).
 		{"create", "reports.openreports.io", "default"},
@@ -50,6 +53,8 @@ func mayDoNothingMore(ctx context.Context, t *testing.T, c *cluster, sa string) 
 		{"list", "configmaps", "istio-system"}, // only the one named istio
 		{"get", "configmaps/istio", "default"},
 		{"create", "destinationrules.networking.istio.io", "default"},
+		{"update", "sidecars.networking.istio.io", "default"},
+		{"list", "virtualservices.networking.istio.io", ""},
 		{"update", "peerauthentications.security.istio.io", "istio-system"},
 		{"create", "events", namespace},
 		{"watch", "reports.openreports.io", ""},

@@ -73,7 +73,8 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
 		return 1
 	}
-	crds, err := istioCRDs("destinationrules.networking.istio.io", "peerauthentications.security.istio.io")
+	crds, err := istioCRDs("destinationrules.networking.istio.io", "peerauthentications.security.istio.io",
+		"serviceentries.networking.istio.io", "workloadentries.networking.istio.io", "sidecars.networking.istio.io")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "integration: Istio CRDs: %v\n", err)
 		return 1
@@ -264,6 +265,9 @@ func webhookConfiguration() *admissionregistrationv1.ValidatingWebhookConfigurat
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{
 			hook("destinationrules.mtlsguard.io", "networking.istio.io", "destinationrules", "/validate/destinationrules", "v1", "v1beta1", "v1alpha3"),
 			hook("peerauthentications.mtlsguard.io", "security.istio.io", "peerauthentications", "/validate/peerauthentications", "v1", "v1beta1"),
+			hook("serviceentries.mtlsguard.io", "networking.istio.io", "serviceentries", "/validate/serviceentries", "v1", "v1beta1", "v1alpha3"),
+			hook("workloadentries.mtlsguard.io", "networking.istio.io", "workloadentries", "/validate/workloadentries", "v1", "v1beta1", "v1alpha3"),
+			hook("sidecars.mtlsguard.io", "networking.istio.io", "sidecars", "/validate/sidecars", "v1", "v1beta1", "v1alpha3"),
 		},
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"istio.io/istio/pilot/test/xds"
 	"istio.io/istio/pkg/config/constants"
 	"istio.io/istio/pkg/config/host"
+	"istio.io/istio/pkg/config/kube"
 	"istio.io/istio/pkg/test"
 	"istio.io/istio/pkg/workloadapi"
 )
@@ -255,6 +256,9 @@ func (e *evaluator) run() []Pair {
 				cs := e.state(client)
 				clusters := cs.outboundClusters(e)
 				defaultName := model.BuildSubsetKey(model.TrafficDirectionOutbound, "", host.Name(hostname), int(sp.Port))
+				if clusters[defaultName] == nil && dropsTrafficWithoutCluster(cs) {
+					continue // the request never reaches a server: no pair
+				}
 				for _, ep := range eps {
 					pairs = append(pairs, e.evalPair(cs, clusters[defaultName], defaultName, hostname, sp, "", ep))
 				}
@@ -478,16 +482,15 @@ func (e *evaluator) serverAccepts(ep endpointRef, hostname string, sp corev1.Ser
 	sim := ss.simulation(e)
 	proto := simulation.TCP
 	var protoDesc string
-	if svc := e.fds.PushContext().ServiceForHostname(ss.proxy, host.Name(hostname)); svc != nil {
-		if p, ok := svc.Ports.GetByPort(int(sp.Port)); ok {
-			protoDesc = string(p.Protocol)
-			switch {
-			case p.Protocol.IsHTTP2() || p.Protocol.IsGRPC():
-				proto = simulation.HTTP2
-			case p.Protocol.IsHTTP():
-				proto = simulation.HTTP
-			}
-		}
+	// The protocol the client speaks is the registry's conversion of the
+	// Service port, whether or not the server's own Sidecar imports it.
+	p := kube.ConvertProtocol(sp.Port, sp.Name, sp.Protocol, sp.AppProtocol)
+	protoDesc = string(p)
+	switch {
+	case p.IsHTTP2() || p.IsGRPC():
+		proto = simulation.HTTP2
+	case p.IsHTTP():
+		proto = simulation.HTTP
 	}
 	call := simulation.Call{
 		Address:    ep.pod.Status.PodIP,
@@ -549,4 +552,16 @@ func clientALPN(ts *core.TransportSocket) []string {
 		return nil
 	}
 	return ctx.GetCommonTlsContext().GetAlpnProtocols()
+}
+
+// dropsTrafficWithoutCluster reports whether a client sends the traffic
+// for a host it has no cluster for (its Sidecar does not import it) to the
+// BlackHoleCluster (outbound traffic policy REGISTRY_ONLY, the Sidecar's or
+// the mesh's) or to an egress proxy, rather than through the
+// PassthroughCluster in plaintext to the original destination.
+func dropsTrafficWithoutCluster(cs *proxyState) bool {
+	if !util.IsAllowAnyOutbound(cs.proxy) {
+		return true
+	}
+	return cs.proxy.SidecarScope.OutboundTrafficPolicy.GetEgressProxy() != nil
 }
