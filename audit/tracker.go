@@ -73,7 +73,7 @@ func (t *tracker) ns(name string) *nsInfo {
 			sidecars: map[string]bool{}, noTLSMode: map[string]bool{}, services: map[string]types.UID{},
 			selectorRules: map[string]bool{}, rules: map[string]types.UID{}, policies: map[string]types.UID{},
 			captured: map[string]bool{},
-			entries: map[string]bool{},
+			entries:  map[string]bool{},
 		}
 		t.namespaces[name] = n
 	}
