@@ -143,3 +143,25 @@ func counterValue(t *testing.T, kind string) float64 {
 	}
 	return 0
 }
+
+// TestDecodeTypedKeepsAnUndecodablePeerAuthenticationAsAPlaceholder: the
+// same for the other Istio kind, an mTLS mode of a newer Istio.
+func TestDecodeTypedKeepsAnUndecodablePeerAuthenticationAsAPlaceholder(t *testing.T) {
+	pa := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "security.istio.io/v1",
+		"kind":       "PeerAuthentication",
+		"metadata":   map[string]any{"namespace": "default", "name": "p"},
+		"spec":       map[string]any{"mtls": map[string]any{"mode": "SUPER_STRICT"}},
+	}}
+	got, err := decodeTyped(scheme)(pa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, ok := got.(*undecodable)
+	if !ok {
+		t.Fatalf("got %T, want *undecodable", got)
+	}
+	if want := `PeerAuthentication default/p (security.istio.io/v1): not readable by this version's types`; !strings.HasPrefix(u.err.Error(), want) || !strings.Contains(u.err.Error(), "SUPER_STRICT") {
+		t.Errorf("error %q, want it to begin %q and name the value", u.err, want)
+	}
+}
