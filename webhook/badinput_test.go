@@ -13,6 +13,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/mtlsguard/mtlsguard/internal/doctable"
@@ -146,6 +147,22 @@ var badInputs = map[string]func(t *testing.T) string{
 		}
 		if strings.Contains(strings.Join(rules, " "), "future/default") {
 			t.Errorf("the unreadable version of future is left out, and so must be its previous version: rules %v", rules)
+		}
+		return "Apply: " + errString(err)
+	},
+	"cached rule this version's types cannot decode": func(t *testing.T) string {
+		s := deepDive(t)
+		d := destRule("default", "future", "*.local", networkingapi.ClientTLSSettings_ISTIO_MUTUAL)
+		if err := s.Apply(d); err != nil {
+			t.Fatal(err)
+		}
+		obj, err := decodeTyped(scheme)(futureUnstructured("default", "future"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Apply(obj.(runtime.Object))
+		if rules := tableRules(t, s); strings.Contains(rules, "future/default") {
+			t.Errorf("the undecodable version of future is left out, and so must be its previous version: rules %v", rules)
 		}
 		return "Apply: " + errString(err)
 	},

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -70,10 +71,13 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (manager.Manager, err
 	if err != nil {
 		return nil, err
 	}
+	scheme := mtlsscheme.New()
 	mgr, err := manager.New(cfg, manager.Options{
-		Scheme: mtlsscheme.New(),
+		Scheme: scheme,
 		Cache: cache.Options{
-			DefaultTransform: stripMeta,
+			// The Istio kinds are watched unstructured and decoded here,
+			// one object at a time (decode.go).
+			DefaultTransform: chain(decodeTyped(scheme), stripMeta),
 			NewInformer:      store.newInformer(logf.Log.WithName("mtlsguard").WithName("state")),
 			ByObject: map[client.Object]cache.ByObject{
 				&corev1.Pod{}: {Transform: StripPod},
@@ -176,8 +180,9 @@ func watch(ctx context.Context, mgr manager.Manager, store *Store) error {
 	}))
 }
 
-// servedObject returns an empty object of the first version of gk, in
-// servedVersions order, that the API server serves.
+// servedObject returns an empty unstructured object of the first version
+// of gk, in servedVersions order, that the API server serves and the scheme
+// has a type for: the cache decodes each object into that type (decode.go).
 func servedObject(mapper meta.RESTMapper, scheme *runtime.Scheme, gk schema.GroupKind) (client.Object, error) {
 	var errs []error
 	for _, v := range servedVersions[gk] {
@@ -186,11 +191,12 @@ func servedObject(mapper meta.RESTMapper, scheme *runtime.Scheme, gk schema.Grou
 			errs = append(errs, err)
 			continue
 		}
-		obj, err := scheme.New(m.GroupVersionKind)
-		if err != nil {
-			return nil, err
+		if !scheme.Recognizes(m.GroupVersionKind) {
+			return nil, fmt.Errorf("%s: served, but not in the scheme", m.GroupVersionKind)
 		}
-		return obj.(client.Object), nil
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(m.GroupVersionKind)
+		return u, nil
 	}
 	return nil, fmt.Errorf("%s: the API server serves none of %v (are Istio's CRDs installed?): %w",
 		gk, servedVersions[gk], errors.Join(errs...))

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	apiwatch "k8s.io/apimachinery/pkg/watch"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -152,4 +153,9 @@ func (w *relistWatcher) WatchWithContext(ctx context.Context, options metav1.Lis
 	}), nil
 }
 
-func typeName(obj runtime.Object) string { return fmt.Sprintf("%T", obj) }
+func typeName(obj runtime.Object) string {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		return "unstructured " + u.GetKind() // an Istio kind (decode.go)
+	}
+	return fmt.Sprintf("%T", obj)
+}

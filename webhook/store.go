@@ -86,7 +86,14 @@ func (s *Store) ReadyCheck(*http.Request) error {
 // istio ConfigMap of the root namespace (other ConfigMaps are ignored).
 // A DestinationRule or PeerAuthentication the engine cannot read is
 // removed, so that no stale version of it stays behind, and reported.
+//
+// An object the informer could not decode (decode.go) is removed the same
+// way, counted, and its decoding error returned.
 func (s *Store) Apply(obj runtime.Object) error {
+	if u, ok := obj.(*undecodable); ok {
+		undecodableObjects.WithLabelValues(u.GetObjectKind().GroupVersionKind().Kind).Inc()
+		return errors.Join(u.err, s.Remove(u.Object))
+	}
 	obj, err := policy.Normalize(obj)
 	if err != nil {
 		return err
@@ -114,6 +121,9 @@ func (s *Store) Apply(obj runtime.Object) error {
 
 // Remove deletes one object; removing an unknown object is a no-op.
 func (s *Store) Remove(obj runtime.Object) error {
+	if u, ok := obj.(*undecodable); ok {
+		obj = u.Object
+	}
 	obj, err := policy.Normalize(obj)
 	if err != nil {
 		return err
@@ -253,6 +263,9 @@ func samePod(a, b any) bool {
 }
 
 func describe(obj any) string {
+	if u, ok := obj.(*undecodable); ok {
+		obj = u.Object
+	}
 	type named interface {
 		GetNamespace() string
 		GetName() string
