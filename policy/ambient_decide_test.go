@@ -11,24 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// clientKeys names the clients of a view one by one (a view's pods can
-// move to another view when a workloadSelector rule changes), or the
-// namespace for a view without pods.
-func clientKeys(v ClientView) []string {
-	kind := "sidecar "
-	if v.Ztunnel {
-		kind = "ztunnel "
-	}
-	if len(v.Pods) == 0 {
-		return []string{kind + v.Namespace + "/"}
-	}
-	out := make([]string, len(v.Pods))
-	for i, p := range v.Pods {
-		out[i] = kind + p
-	}
-	return out
-}
-
 // failingByView maps (client, host:port|subset) to the endpoints that
 // fail, from a full table.
 func failingByView(t *testing.T, st *State) map[string]map[string]bool {
@@ -39,7 +21,7 @@ func failingByView(t *testing.T, st *State) map[string]map[string]bool {
 	}
 	out := map[string]map[string]bool{}
 	for _, r := range Expand(groups) {
-		for _, c := range clientKeys(r.View) {
+		for _, c := range clientsOf(r.View) {
 			k := c + " " + r.HostPort()
 			if out[k] == nil {
 				out[k] = map[string]bool{}
@@ -103,7 +85,7 @@ func TestDecideFindsEveryNewFailureInAMixedMesh(t *testing.T) {
 			reported := map[string]bool{}
 			for _, g := range dec.New {
 				for _, v := range g.Views.List() {
-					for _, c := range clientKeys(v) {
+					for _, c := range clientsOf(v) {
 						reported[c+" "+g.Row.HostPort()] = true
 					}
 				}

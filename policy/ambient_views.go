@@ -46,19 +46,7 @@ func (s *State) updateZtunnelView(n *namespace, old, upd *pod) {
 	if len(n.ztunnel) == 1 {
 		pods = n.ztunnel[0].Pods
 	}
-	key := n.name + "/"
-	if upd != nil {
-		key += upd.name
-	} else {
-		key += old.name
-	}
-	i, found := slices.BinarySearch(pods, key)
-	switch {
-	case is && !found:
-		pods = slices.Insert(slices.Clip(pods), i, key)
-	case !is && found:
-		pods = slices.Delete(slices.Clone(pods), i, i+1)
-	}
+	pods = withPodKey(pods, n, old, upd, is)
 	if len(pods) == 0 && !n.ambient {
 		s.setZtunnelView(n, nil)
 		return

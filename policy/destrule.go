@@ -3,6 +3,7 @@ package policy
 import (
 	"slices"
 	"strings"
+	"time"
 
 	networkingapi "istio.io/api/networking/v1alpha3"
 )
@@ -108,20 +109,24 @@ type drIndex struct {
 // rules with a workloadSelector first, then oldest first.
 func sortDestRules(drs []*destRule) {
 	slices.SortFunc(drs, func(a, b *destRule) int {
-		if a.hasSelector != b.hasSelector {
-			if a.hasSelector {
-				return -1
-			}
-			return 1
-		}
-		if olderThan(a.created, a.name, a.namespace, b.created, b.name, b.namespace) {
-			return -1
-		}
-		if olderThan(b.created, b.name, b.namespace, a.created, a.name, a.namespace) {
-			return 1
-		}
-		return 0
+		return bySelectorThenAge(a.hasSelector, a.created, a.name, a.namespace, b.hasSelector, b.created, b.name, b.namespace)
 	})
+}
+
+// bySelectorThenAge orders configs with a workloadSelector first, then
+// oldest first (olderThan): how Istio orders DestinationRules and Sidecars.
+func bySelectorThenAge(aSel bool, aAt time.Time, aName, aNS string, bSel bool, bAt time.Time, bName, bNS string) int {
+	switch {
+	case aSel != bSel && aSel:
+		return -1
+	case aSel != bSel:
+		return 1
+	case olderThan(aAt, aName, aNS, bAt, bName, bNS):
+		return -1
+	case olderThan(bAt, bName, bNS, aAt, aName, aNS):
+		return 1
+	}
+	return 0
 }
 
 // buildDRIndex is setDestinationRules restricted to one namespace. drs must

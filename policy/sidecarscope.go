@@ -121,19 +121,7 @@ func newSidecar(o *networkingv1.Sidecar) (*sidecar, error) {
 // each group oldest first.
 func sortSidecars(l []*sidecar) {
 	slices.SortFunc(l, func(a, b *sidecar) int {
-		if a.hasSelector != b.hasSelector {
-			if a.hasSelector {
-				return -1
-			}
-			return 1
-		}
-		if olderThan(a.created, a.name, a.namespace, b.created, b.name, b.namespace) {
-			return -1
-		}
-		if olderThan(b.created, b.name, b.namespace, a.created, a.name, a.namespace) {
-			return 1
-		}
-		return 0
+		return bySelectorThenAge(a.hasSelector, a.created, a.name, a.namespace, b.hasSelector, b.created, b.name, b.namespace)
 	})
 }
 

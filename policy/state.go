@@ -544,6 +544,18 @@ func (s *State) updateViews(n *namespace, old, upd *pod) {
 	if len(n.views) == 1 {
 		pods = n.views[0].Pods
 	}
+	pods = withPodKey(pods, n, old, upd, isClient)
+	if len(pods) == 0 {
+		s.setViews(n, computeViews(n, n.drs)) // only an injection label can keep a view
+		return
+	}
+	s.setViews(n, []ClientView{{Namespace: n.name, Pods: pods}})
+}
+
+// withPodKey returns the sorted pod keys of a single view with the pod of
+// an event in it (in) or not, copying rather than changing pods, which an
+// older State may share.
+func withPodKey(pods []string, n *namespace, old, upd *pod, in bool) []string {
 	key := n.name + "/"
 	if upd != nil {
 		key += upd.name
@@ -552,16 +564,12 @@ func (s *State) updateViews(n *namespace, old, upd *pod) {
 	}
 	i, found := slices.BinarySearch(pods, key)
 	switch {
-	case isClient && !found:
+	case in && !found:
 		pods = slices.Insert(slices.Clip(pods), i, key)
-	case !isClient && found:
+	case !in && found:
 		pods = slices.Delete(slices.Clone(pods), i, i+1)
 	}
-	if len(pods) == 0 {
-		s.setViews(n, computeViews(n, n.drs)) // only an injection label can keep a view
-		return
-	}
-	s.setViews(n, []ClientView{{Namespace: n.name, Pods: pods}})
+	return pods
 }
 
 func (s *State) setViews(n *namespace, views []ClientView) {
