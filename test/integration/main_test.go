@@ -73,8 +73,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
 		return 1
 	}
-	crds, err := istioCRDs("destinationrules.networking.istio.io", "peerauthentications.security.istio.io",
-		"serviceentries.networking.istio.io", "workloadentries.networking.istio.io", "sidecars.networking.istio.io")
+	crds, err := istioCRDs(watchedCRDs...)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "integration: Istio CRDs: %v\n", err)
 		return 1
@@ -182,6 +181,11 @@ func findRepoRoot() (string, error) {
 		dir = parent
 	}
 }
+
+// watchedCRDs are the Istio CRDs the webhook watches: a control plane
+// without one of them never gets it ready.
+var watchedCRDs = []string{"destinationrules.networking.istio.io", "peerauthentications.security.istio.io",
+	"serviceentries.networking.istio.io", "workloadentries.networking.istio.io", "sidecars.networking.istio.io"}
 
 // istioCRDs reads the named CRDs from the istio.io/api module the build
 // uses: kubernetes/customresourcedefinitions.gen.yaml.

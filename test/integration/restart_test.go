@@ -42,7 +42,7 @@ func TestAPIServerRestartAndWatchExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	crds, err := istioCRDs("destinationrules.networking.istio.io", "peerauthentications.security.istio.io")
+	crds, err := istioCRDs(watchedCRDs...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +35,11 @@ var (
 	cfg      *rest.Config
 	repoRoot string
 )
+
+// watchedCRDs are the Istio CRDs the webhook watches: a control plane
+// without one of them never gets it ready.
+var watchedCRDs = []string{"destinationrules.networking.istio.io", "peerauthentications.security.istio.io",
+	"serviceentries.networking.istio.io", "workloadentries.networking.istio.io", "sidecars.networking.istio.io"}
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
@@ -143,13 +149,12 @@ func istioCRDs() ([]*apiextensionsv1.CustomResourceDefinition, error) {
 		if err := yaml.Unmarshal(doc, crd); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		switch crd.Name {
-		case "destinationrules.networking.istio.io", "peerauthentications.security.istio.io":
+		if slices.Contains(watchedCRDs, crd.Name) {
 			crds = append(crds, crd)
 		}
 	}
-	if len(crds) != 2 {
-		return nil, fmt.Errorf("%s: found %d of the 2 CRDs", path, len(crds))
+	if len(crds) != len(watchedCRDs) {
+		return nil, fmt.Errorf("%s: found %d of the %d CRDs the webhook watches", path, len(crds), len(watchedCRDs))
 	}
 	return crds, nil
 }
