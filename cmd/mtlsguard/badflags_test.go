@@ -34,39 +34,17 @@ var exitCode = regexp.MustCompile(`^exit (\d)`)
 // line of stderr the document gives: it stops before it reads a kubeconfig
 // or starts anything.
 func TestBadFlagsGetTheDocumentedAnswer(t *testing.T) {
-	rows, err := doctable.Read("../../docs/reliability.md", "### Bad flags to mtlsguard")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) == 0 {
-		t.Fatal("no rows")
-	}
-	documented := map[string]bool{}
-	for _, row := range rows {
-		name := row.Case()
-		documented[name] = true
-		args, ok := badFlags[name]
-		if !ok {
-			t.Errorf("row %q has no case in this test", name)
-			continue
+	doctable.RunCases(t, "../../docs/reliability.md", "### Bad flags to mtlsguard", badFlags, func(t *testing.T, row doctable.Row, args []string) {
+		m := exitCode.FindStringSubmatch(row[2])
+		if m == nil {
+			t.Fatalf("answer %q does not start with exit N", row[2])
 		}
-		t.Run(name, func(t *testing.T) {
-			m := exitCode.FindStringSubmatch(row[2])
-			if m == nil {
-				t.Fatalf("answer %q does not start with exit N", row[2])
-			}
-			want, _ := strconv.Atoi(m[1])
-			var stderr bytes.Buffer
-			code := run(args, &stderr)
-			first, _, _ := strings.Cut(stderr.String(), "\n")
-			if code != want || first != row.Code(2) {
-				t.Errorf("exit %d, stderr %q; want exit %d, %q", code, stderr.String(), want, row.Code(2))
-			}
-		})
-	}
-	for name := range badFlags {
-		if !documented[name] {
-			t.Errorf("case %q is not documented in docs/reliability.md", name)
+		want, _ := strconv.Atoi(m[1])
+		var stderr bytes.Buffer
+		code := run(args, &stderr)
+		first, _, _ := strings.Cut(stderr.String(), "\n")
+		if code != want || first != row.Code(2) {
+			t.Errorf("exit %d, stderr %q; want exit %d, %q", code, stderr.String(), want, row.Code(2))
 		}
-	}
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"testing"
 )
 
 // Row is one row of a table: its cells, trimmed.
@@ -63,4 +64,35 @@ func Read(path, heading string) ([]Row, error) {
 		return nil, fmt.Errorf("%s: no line %q", path, heading)
 	}
 	return rows, sc.Err()
+}
+
+// RunCases runs check as a subtest for every row of the table under
+// heading in the document at path, with the test case of the same name,
+// and fails for a row without a case and for a case without a row: the
+// document and the test must promise the same answers.
+func RunCases[C any](t *testing.T, path, heading string, cases map[string]C, check func(t *testing.T, row Row, c C)) {
+	t.Helper()
+	rows, err := Read(path, heading)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) == 0 {
+		t.Fatalf("%s has no rows under %q", path, heading)
+	}
+	documented := map[string]bool{}
+	for _, row := range rows {
+		name := row.Case()
+		documented[name] = true
+		c, ok := cases[name]
+		if !ok {
+			t.Errorf("row %q has no case in this test", name)
+			continue
+		}
+		t.Run(name, func(t *testing.T) { check(t, row, c) })
+	}
+	for name := range cases {
+		if !documented[name] {
+			t.Errorf("case %q is not documented in %s", name, path)
+		}
+	}
 }

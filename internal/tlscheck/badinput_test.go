@@ -11,13 +11,15 @@ import (
 	"github.com/mtlsguard/mtlsguard/internal/doctable"
 )
 
+type badInput struct {
+	yaml string
+	args []string
+}
+
 // badInputs are the inputs of the rows of docs/reliability.md, "Bad input
 // to tls-check": a file bad.yaml holding yaml (unless empty), and the
 // arguments.
-var badInputs = map[string]struct {
-	yaml string
-	args []string
-}{
+var badInputs = map[string]badInput{
 	"malformed YAML":                                    {yaml: "apiVersion: v1\nkind: Namespace\nmetadata: {name: [\n"},
 	"document that is not an object":                    {yaml: "- apiVersion: v1\n  kind: Namespace\n"},
 	"object without kind":                               {yaml: "apiVersion: v1\nmetadata: {name: x}\n"},
@@ -50,54 +52,32 @@ var exitCode = regexp.MustCompile(`^exit (\d)`)
 // line of stderr the document gives; the document and this test list the
 // same cases.
 func TestBadInputGetsTheDocumentedAnswer(t *testing.T) {
-	rows, err := doctable.Read("../../docs/reliability.md", "### Bad input to tls-check")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) == 0 {
-		t.Fatal("docs/reliability.md has no rows under \"### Bad input to tls-check\"")
-	}
 	examples, err := filepath.Abs(deepDive)
 	if err != nil {
 		t.Fatal(err)
 	}
-	documented := map[string]bool{}
-	for _, row := range rows {
-		name := row.Case()
-		documented[name] = true
-		in, ok := badInputs[name]
-		if !ok {
-			t.Errorf("row %q has no case in this test", name)
-			continue
+	doctable.RunCases(t, "../../docs/reliability.md", "### Bad input to tls-check", badInputs, func(t *testing.T, row doctable.Row, in badInput) {
+		m := exitCode.FindStringSubmatch(row[2])
+		if m == nil {
+			t.Fatalf("answer %q does not start with exit N", row[2])
 		}
-		t.Run(name, func(t *testing.T) {
-			m := exitCode.FindStringSubmatch(row[2])
-			if m == nil {
-				t.Fatalf("row %q: answer %q does not start with exit N", name, row[2])
+		wantCode, _ := strconv.Atoi(m[1])
+		wantStderr := row.Code(2)
+		t.Chdir(t.TempDir())
+		args := append([]string{"-f", examples}, in.args...)
+		if in.yaml != "" {
+			if err := os.WriteFile("bad.yaml", []byte(in.yaml), 0o644); err != nil {
+				t.Fatal(err)
 			}
-			wantCode, _ := strconv.Atoi(m[1])
-			wantStderr := row.Code(2)
-			t.Chdir(t.TempDir())
-			args := append([]string{"-f", examples}, in.args...)
-			if in.yaml != "" {
-				if err := os.WriteFile("bad.yaml", []byte(in.yaml), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				args = append(args, "-f", "bad.yaml")
-			}
-			code, out, errOut := run(t, "", args...)
-			first, _, _ := strings.Cut(errOut, "\n")
-			if code != wantCode || first != wantStderr {
-				t.Errorf("exit %d, stderr %q; want exit %d, %q", code, errOut, wantCode, wantStderr)
-			}
-			if (code == ExitOK) != (out != "") {
-				t.Errorf("exit %d with stdout %q: a table exactly when the exit code is 0", code, out)
-			}
-		})
-	}
-	for name := range badInputs {
-		if !documented[name] {
-			t.Errorf("case %q is not documented in docs/reliability.md", name)
+			args = append(args, "-f", "bad.yaml")
 		}
-	}
+		code, out, errOut := run(t, "", args...)
+		first, _, _ := strings.Cut(errOut, "\n")
+		if code != wantCode || first != wantStderr {
+			t.Errorf("exit %d, stderr %q; want exit %d, %q", code, errOut, wantCode, wantStderr)
+		}
+		if (code == ExitOK) != (out != "") {
+			t.Errorf("exit %d with stdout %q: a table exactly when the exit code is 0", code, out)
+		}
+	})
 }
