@@ -13,9 +13,10 @@ import (
 // the endpoint the {tunnel: http} metadata that selects it unless the
 // endpoint's tlsMode is istio (PILOT_PREFER_SENDING_HBONE off). Headless
 // services and PASSTHROUGH load balancing are ORIGINAL_DST clusters: no
-// tunnel (istio/istio#54921).
+// tunnel (istio/istio#54921); so is the PassthroughCluster a client
+// without a cluster for the host uses (sidecarscope.go).
 func (c *cluster) tunnelWire(p *pod) (Wire, bool) {
-	if c.passthrough || p.tlsIstio || !p.tunnelCapable(c.nsAmbient) {
+	if c.passthrough || c.dr.viaPassthrough() || p.tlsIstio || !p.tunnelCapable(c.nsAmbient) {
 		return 0, false
 	}
 	if c.tls != nil {
