@@ -5,31 +5,26 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/yaml"
 
 	"go.uber.org/zap/zapcore"
+
+	"github.com/mtlsguard/mtlsguard/internal/testcrds"
 )
 
 var (
@@ -73,7 +68,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
 		return 1
 	}
-	crds, err := istioCRDs(watchedCRDs...)
+	crds, err := testcrds.Istio(repoRoot)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "integration: Istio CRDs: %v\n", err)
 		return 1
@@ -180,55 +175,6 @@ func findRepoRoot() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-// watchedCRDs are the Istio CRDs the webhook watches: a control plane
-// without one of them never gets it ready.
-var watchedCRDs = []string{"destinationrules.networking.istio.io", "peerauthentications.security.istio.io",
-	"serviceentries.networking.istio.io", "workloadentries.networking.istio.io", "sidecars.networking.istio.io"}
-
-// istioCRDs reads the named CRDs from the istio.io/api module the build
-// uses: kubernetes/customresourcedefinitions.gen.yaml.
-func istioCRDs(names ...string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
-	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "istio.io/api")
-	cmd.Dir = repoRoot
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("go list -m istio.io/api: %w", err)
-	}
-	path := filepath.Join(strings.TrimSpace(string(out)), "kubernetes", "customresourcedefinitions.gen.yaml")
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	want := map[string]bool{}
-	for _, n := range names {
-		want[n] = true
-	}
-	var crds []*apiextensionsv1.CustomResourceDefinition
-	r := utilyaml.NewYAMLReader(bufio.NewReader(f))
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		crd := &apiextensionsv1.CustomResourceDefinition{}
-		if err := yaml.Unmarshal(doc, crd); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if want[crd.Name] {
-			crds = append(crds, crd)
-			delete(want, crd.Name)
-		}
-	}
-	if len(want) > 0 {
-		return nil, fmt.Errorf("%s lacks %v", path, want)
-	}
-	return crds, nil
 }
 
 // webhookConfiguration is manifests/base/webhook.yaml with

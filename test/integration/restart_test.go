@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/mtlsguard/mtlsguard/audit"
+	"github.com/mtlsguard/mtlsguard/internal/testcrds"
 	"github.com/mtlsguard/mtlsguard/webhook"
 )
 
@@ -42,7 +43,7 @@ func TestAPIServerRestartAndWatchExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	crds, err := istioCRDs(watchedCRDs...)
+	crds, err := testcrds.Istio(repoRoot)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,28 +6,21 @@
 package load
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap/zapcore"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
+
+	"github.com/mtlsguard/mtlsguard/internal/testcrds"
 )
 
 var (
@@ -35,11 +28,6 @@ var (
 	cfg      *rest.Config
 	repoRoot string
 )
-
-// watchedCRDs are the Istio CRDs the webhook watches: a control plane
-// without one of them never gets it ready.
-var watchedCRDs = []string{"destinationrules.networking.istio.io", "peerauthentications.security.istio.io",
-	"serviceentries.networking.istio.io", "workloadentries.networking.istio.io", "sidecars.networking.istio.io"}
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
@@ -71,7 +59,7 @@ func setup() error {
 			return fmt.Errorf("%s is missing from %s: run make bin", b, assets)
 		}
 	}
-	crds, err := istioCRDs()
+	crds, err := testcrds.Istio(repoRoot)
 	if err != nil {
 		return err
 	}
@@ -119,42 +107,4 @@ func shippedWebhookConfiguration() (*admissionregistrationv1.ValidatingWebhookCo
 		vwc.Webhooks[i].TimeoutSeconds = &timeout
 	}
 	return vwc, nil
-}
-
-// istioCRDs reads the DestinationRule and PeerAuthentication CRDs from the
-// istio.io/api module the build uses.
-func istioCRDs() ([]*apiextensionsv1.CustomResourceDefinition, error) {
-	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "istio.io/api")
-	cmd.Dir = repoRoot
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("go list -m istio.io/api: %w", err)
-	}
-	path := filepath.Join(strings.TrimSpace(string(out)), "kubernetes", "customresourcedefinitions.gen.yaml")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var crds []*apiextensionsv1.CustomResourceDefinition
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(b)))
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		crd := &apiextensionsv1.CustomResourceDefinition{}
-		if err := yaml.Unmarshal(doc, crd); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if slices.Contains(watchedCRDs, crd.Name) {
-			crds = append(crds, crd)
-		}
-	}
-	if len(crds) != len(watchedCRDs) {
-		return nil, fmt.Errorf("%s: found %d of the %d CRDs the webhook watches", path, len(crds), len(watchedCRDs))
-	}
-	return crds, nil
 }
