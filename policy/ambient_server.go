@@ -60,13 +60,13 @@ func (e *env) ambientServer(p *pod, targetPort int32) serverPolicy {
 		}
 	}
 	for _, pa := range e.peerAuths(root) {
-		if !pa.selectorSet || (p.namespace == root && subsetOf(pa.selector, p.labels)) {
+		if !pa.selectorSet || (p.namespace == root && pa.selector.matches(p.labels)) {
 			consider(pa)
 		}
 	}
 	if p.namespace != root {
 		for _, pa := range e.peerAuths(p.namespace) {
-			if !pa.selectorSet || subsetOf(pa.selector, p.labels) {
+			if !pa.selectorSet || pa.selector.matches(p.labels) {
 				consider(pa)
 			}
 		}

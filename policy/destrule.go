@@ -17,8 +17,10 @@ type mergedRule struct {
 	trafficPolicy *networkingapi.TrafficPolicy
 	subsets       []*networkingapi.Subset
 	// byName indexes subsets when there are many (see indexSubsets).
-	byName map[string]*networkingapi.Subset
-	from   []string
+	byName map[string]int
+	// selectors are the subsets' labels, in the order of subsets.
+	selectors []selector
+	from      []string
 	// noCluster, when set, marks no rule but the absence of a cluster: the
 	// client reaches the host through the PassthroughCluster in plaintext
 	// (sidecarscope.go); it says why.
@@ -34,13 +36,17 @@ const manySubsets = 16
 // subset of a name wins, as in subset's linear search.
 func (m *mergedRule) indexSubsets() {
 	m.byName = nil
+	m.selectors = make([]selector, len(m.subsets))
+	for i, s := range m.subsets {
+		m.selectors[i] = newSelector(s.GetLabels())
+	}
 	if len(m.subsets) < manySubsets {
 		return
 	}
-	m.byName = make(map[string]*networkingapi.Subset, len(m.subsets))
-	for _, s := range m.subsets {
+	m.byName = make(map[string]int, len(m.subsets))
+	for i, s := range m.subsets {
 		if _, dup := m.byName[s.GetName()]; !dup {
-			m.byName[s.GetName()] = s
+			m.byName[s.GetName()] = i
 		}
 	}
 }
@@ -58,18 +64,36 @@ func (m *mergedRule) ref() string {
 // subset finds a subset by name; a nil rule (no rule for the host) has
 // none.
 func (m *mergedRule) subset(name string) *networkingapi.Subset {
-	if m == nil {
-		return nil // no rule: a create of a rule with subsets compares against it
-	}
-	if m.byName != nil {
-		return m.byName[name]
-	}
-	for _, s := range m.subsets {
-		if s.GetName() == name {
-			return s
-		}
+	if i := m.subsetIndex(name); i >= 0 {
+		return m.subsets[i]
 	}
 	return nil
+}
+
+// subsetSelector returns the labels of subset name, nil if it has none.
+func (m *mergedRule) subsetSelector(name string) selector {
+	if i := m.subsetIndex(name); i >= 0 {
+		return m.selectors[i]
+	}
+	return nil
+}
+
+func (m *mergedRule) subsetIndex(name string) int {
+	if m == nil {
+		return -1 // no rule: a create of a rule with subsets compares against it
+	}
+	if m.byName != nil {
+		if i, ok := m.byName[name]; ok {
+			return i
+		}
+		return -1
+	}
+	for i, s := range m.subsets {
+		if s.GetName() == name {
+			return i
+		}
+	}
+	return -1
 }
 
 // hostRules is one of Istio's consolidatedDestRules indexes.
@@ -181,10 +205,6 @@ func supersetOf(a, b map[string]bool) bool {
 	return true
 }
 
-func sameLabels(a, b map[string]string) bool {
-	return len(a) == len(b) && subsetOf(a, b)
-}
-
 // merge is mergeDestinationRule with enhanced (exportTo-aware) merging, the
 // default since Istio 1.24.
 func (hr *hostRules) merge(dr *destRule, exportTo map[string]bool) {
@@ -210,7 +230,7 @@ func (hr *hostRules) merge(dr *destRule, exportTo map[string]bool) {
 		existing := mdr.first
 		bothWithoutSelector := !dr.hasSelector && !existing.hasSelector
 		bothWithSelector := dr.hasSelector && existing.hasSelector
-		selectorsMatch := sameLabels(existing.selector, dr.selector)
+		selectorsMatch := slices.Equal(existing.selector, dr.selector)
 		if bothWithSelector && !selectorsMatch {
 			appendSeparately = true
 			continue
@@ -334,7 +354,7 @@ func (e *env) destinationRule(v ClientView, svc *service) *mergedRule {
 			catchAll = r
 			continue
 		}
-		if r.first.namespace == v.Namespace && subsetOf(r.first.selector, v.labels) {
+		if r.first.namespace == v.Namespace && r.first.selector.matches(v.labels) {
 			return r
 		}
 	}

@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -100,7 +102,7 @@ func newPod(p *corev1.Pod) *pod {
 type service struct {
 	namespace, name, host string
 	labels                map[string]string // istio.io/use-waypoint binds a waypoint
-	selector              map[string]string
+	selector              selector
 	headless              bool
 	ports                 []servicePort
 	// members are the pods the selector picks, sorted by name: the
@@ -142,7 +144,7 @@ func newService(s *corev1.Service, domain string) *service {
 		name:      s.Name,
 		host:      s.Name + "." + s.Namespace + ".svc." + domain,
 		labels:    s.Labels,
-		selector:  s.Spec.Selector,
+		selector:  newSelector(s.Spec.Selector),
 		headless:  s.Spec.ClusterIP == corev1.ClusterIPNone,
 	}
 	for _, p := range s.Spec.Ports {
@@ -158,8 +160,8 @@ func newService(s *corev1.Service, domain string) *service {
 type peerAuth struct {
 	namespace, name string
 	created         time.Time
-	selector        map[string]string // empty: mesh or namespace level
-	selectorSet     bool              // spec.selector present, even if empty: ambient tells the two apart
+	selector        selector // empty: mesh or namespace level
+	selectorSet     bool     // spec.selector present, even if empty: ambient tells the two apart
 	mode            securityapi.PeerAuthentication_MutualTLS_Mode
 	portModes       map[uint32]securityapi.PeerAuthentication_MutualTLS_Mode
 }
@@ -171,7 +173,7 @@ func newPeerAuth(pa *securityv1.PeerAuthentication) (*peerAuth, error) {
 		namespace:   pa.Namespace,
 		name:        pa.Name,
 		created:     pa.CreationTimestamp.Time,
-		selector:    pa.Spec.GetSelector().GetMatchLabels(),
+		selector:    newSelector(pa.Spec.GetSelector().GetMatchLabels()),
 		selectorSet: pa.Spec.GetSelector() != nil,
 	}
 	if m := pa.Spec.GetMtls(); m != nil {
@@ -203,7 +205,7 @@ type destRule struct {
 	host            string
 	exportTo        []string
 	hasSelector     bool
-	selector        map[string]string
+	selector        selector
 	spec            *networkingapi.DestinationRule
 }
 
@@ -222,7 +224,7 @@ func newDestRule(dr *networkingv1.DestinationRule, domain string) (*destRule, er
 	}
 	if ws := spec.GetWorkloadSelector(); ws != nil {
 		out.hasSelector = true
-		out.selector = ws.GetMatchLabels()
+		out.selector = newSelector(ws.GetMatchLabels())
 	}
 	return out, nil
 }
@@ -276,10 +278,29 @@ func hostMatches(h, s string) bool {
 	return h == s
 }
 
-// subsetOf reports whether every label in sel is in lbls.
-func subsetOf(sel, lbls map[string]string) bool {
-	for k, v := range sel {
-		if w, ok := lbls[k]; !ok || w != v {
+// selector is a selector's matchLabels sorted by key. It is matched
+// against every member, client view and workload a decision reads; ranging
+// over a map costs more than the lookups themselves.
+type selector []labelPair
+
+type labelPair struct{ key, value string }
+
+func newSelector(m map[string]string) selector {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(selector, 0, len(m))
+	for k, v := range m {
+		out = append(out, labelPair{k, v})
+	}
+	slices.SortFunc(out, func(a, b labelPair) int { return cmp.Compare(a.key, b.key) })
+	return out
+}
+
+// matches reports whether every label of s is in lbls.
+func (s selector) matches(lbls map[string]string) bool {
+	for _, l := range s {
+		if v, ok := lbls[l.key]; !ok || v != l.value {
 			return false
 		}
 	}

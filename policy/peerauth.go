@@ -62,7 +62,7 @@ func (e *env) chain(namespace string) paChain {
 // workload is the oldest workload policy that selects lbls.
 func (c paChain) workload(lbls map[string]string) *peerAuth {
 	for _, pa := range c.pas {
-		if len(pa.selector) > 0 && subsetOf(pa.selector, lbls) {
+		if len(pa.selector) > 0 && pa.selector.matches(lbls) {
 			return pa
 		}
 	}

@@ -87,7 +87,7 @@ type endpoint struct {
 type cluster struct {
 	svc          *service
 	port         servicePort
-	subsetLabels map[string]string
+	subsetLabels selector
 	// tls is the rule's TLS for the cluster; nil leaves it to auto mTLS.
 	tls *networkingapi.ClientTLSSettings
 	dr  *mergedRule
@@ -126,7 +126,7 @@ func (e *env) cluster(svc *service, sp servicePort, subset string, dr *mergedRul
 func (e *env) clusterWith(servers paChain, svc *service, sp servicePort, subset string, dr *mergedRule) cluster {
 	c := cluster{svc: svc, port: sp, dr: dr, servers: servers, env: e, nsAmbient: e.st.namespaceAmbient(svc.namespace)}
 	if subset != "" {
-		c.subsetLabels = dr.subset(subset).GetLabels()
+		c.subsetLabels = dr.subsetSelector(subset)
 	}
 	tls, lb := clusterTLS(dr, subset, sp.port)
 	c.tls = tls
@@ -169,7 +169,7 @@ func allIstio(svc *service, sp servicePort) bool {
 // sends it.
 func (c *cluster) each(fn func(member int, ep endpoint, sm serverPolicy, w Wire)) {
 	for i, p := range c.svc.members {
-		if !subsetOf(c.subsetLabels, p.labels) {
+		if !c.subsetLabels.matches(p.labels) {
 			continue
 		}
 		var target int32

@@ -63,7 +63,7 @@ type serviceEntry struct {
 	ports           []servicePort
 	exportTo        []string
 	hasSelector     bool
-	selector        map[string]string
+	selector        selector
 	endpoints       []*pod
 }
 
@@ -128,7 +128,7 @@ func newServiceEntry(o *networkingv1.ServiceEntry) (*serviceEntry, error) {
 	}
 	if ws := spec.GetWorkloadSelector(); ws != nil {
 		out.hasSelector = true
-		out.selector = ws.GetLabels()
+		out.selector = newSelector(ws.GetLabels())
 	}
 	for i, ep := range spec.GetEndpoints() {
 		p, err := entryEndpoint(o.Namespace, o.Name+"-"+strconv.Itoa(i), ep, nil)
@@ -367,14 +367,14 @@ func (s *State) entryMembers(n *namespace, se *serviceEntry) []*pod {
 	}
 	var pods, wes []*pod
 	n.pods.each(func(_ string, p *pod) bool {
-		if subsetOf(se.selector, p.labels) {
+		if se.selector.matches(p.labels) {
 			pods = append(pods, p)
 		}
 		return true
 	})
 	sortPods(pods)
 	for _, we := range n.entries.workloadEntries {
-		if (!we.byName || se.dnsResolved()) && subsetOf(se.selector, we.ep.labels) {
+		if (!we.byName || se.dnsResolved()) && se.selector.matches(we.ep.labels) {
 			wes = append(wes, we.ep)
 		}
 	}
@@ -461,7 +461,7 @@ func (s *State) entriesPodChanged(n *namespace, old, upd *pod) {
 		return
 	}
 	for _, se := range n.entries.serviceEntries {
-		if se.hasSelector && ((old != nil && subsetOf(se.selector, old.labels)) || (upd != nil && subsetOf(se.selector, upd.labels))) {
+		if se.hasSelector && ((old != nil && se.selector.matches(old.labels)) || (upd != nil && se.selector.matches(upd.labels))) {
 			n.entries = n.entries.clone()
 			s.rebuildEntries(n)
 			return

@@ -50,7 +50,7 @@ type sidecar struct {
 	namespace, name string
 	created         time.Time
 	hasSelector     bool
-	selector        map[string]string
+	selector        selector
 	listeners       []egressListener
 	// outbound is the Sidecar's own mode; hasOutbound is false when the
 	// field is absent and the mesh's applies.
@@ -78,7 +78,7 @@ func newSidecar(o *networkingv1.Sidecar) (*sidecar, error) {
 	sc := &sidecar{namespace: o.Namespace, name: o.Name, created: o.CreationTimestamp.Time}
 	if ws := spec.GetWorkloadSelector(); ws != nil {
 		sc.hasSelector = true
-		sc.selector = ws.GetLabels()
+		sc.selector = newSelector(ws.GetLabels())
 	}
 	if p := spec.GetOutboundTrafficPolicy(); p != nil {
 		if _, ok := networkingapi.OutboundTrafficPolicy_Mode_name[int32(p.GetMode())]; !ok {
@@ -142,7 +142,7 @@ func (e *entries) selectorSidecar(lbls map[string]string) *sidecar {
 		return nil
 	}
 	for _, sc := range e.sidecars {
-		if sc.hasSelector && subsetOf(sc.selector, lbls) {
+		if sc.hasSelector && sc.selector.matches(lbls) {
 			return sc
 		}
 	}
@@ -154,7 +154,7 @@ func (e *entries) selectorSidecar(lbls map[string]string) *sidecar {
 func (s *State) sidecarOf(v ClientView) *sidecar {
 	if n := s.ns(v.Namespace); n != nil && n.entries != nil {
 		for _, sc := range n.entries.sidecars {
-			if !sc.hasSelector || subsetOf(sc.selector, v.labels) {
+			if !sc.hasSelector || sc.selector.matches(v.labels) {
 				return sc
 			}
 		}

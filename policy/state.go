@@ -263,11 +263,11 @@ func (s *State) putService(o *corev1.Service) {
 
 // selects reports whether a service selector picks pod p. An empty
 // selector picks nothing: such a service has no managed endpoints.
-func selects(sel map[string]string, p *pod) bool {
-	return len(sel) > 0 && subsetOf(sel, p.labels)
+func selects(sel selector, p *pod) bool {
+	return len(sel) > 0 && sel.matches(p.labels)
 }
 
-func selectMembers(sel map[string]string, pods map[string]*pod) []*pod {
+func selectMembers(sel selector, pods map[string]*pod) []*pod {
 	var out []*pod
 	for _, p := range pods {
 		if selects(sel, p) {

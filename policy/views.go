@@ -76,7 +76,7 @@ func computeViews(n *namespace, drs []*destRule) []ClientView {
 	for _, p := range clients {
 		var matched []string
 		for _, dr := range selectors {
-			if subsetOf(dr.selector, p.labels) {
+			if dr.selector.matches(p.labels) {
 				matched = append(matched, dr.name+"/"+dr.namespace)
 			}
 		}
