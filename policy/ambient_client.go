@@ -40,7 +40,7 @@ func (e *env) waypointFor(svc *service) (name, namespace string, ok bool) {
 	}
 	lbls := svc.labels
 	if _, set := lbls[UseWaypointLabel]; !set {
-		n := e.st.ns(svc.namespace)
+		n := e.ns(svc.namespace)
 		if n == nil {
 			return "", "", false
 		}

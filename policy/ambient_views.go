@@ -66,7 +66,7 @@ func (e *env) ztunnelRow(svc *service, sp servicePort, z ztunnelPath) *Row {
 	if z.waypoint != "" {
 		r.DestinationRule = z.dr.ref()
 	}
-	nsAmbient := e.st.namespaceAmbient(svc.namespace)
+	nsAmbient := e.namespaceAmbient(svc.namespace)
 	chain := e.chain(svc.namespace)
 	var servers, policies []string
 	r.Endpoints = []Endpoint{}

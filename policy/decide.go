@@ -74,7 +74,7 @@ func (s *State) decideIn(ctx context.Context, before, after *env, sc scope, limi
 	var wg sync.WaitGroup
 	var failed atomic.Value
 	for w := range evs {
-		ev := newServiceEval(s, before, after, sc, limit)
+		ev := newServiceEval(s, before.forWorker(), after.forWorker(), sc, limit)
 		evs[w] = ev
 		wg.Go(func() {
 			for i := w; i < len(sc.services); i += workers {
@@ -127,7 +127,7 @@ func (ev *serviceEval) evaluate(svc *service) {
 	ev.pendingNew.countOnly = !ev.newRows.mayKeep(svc.host)
 	ev.pendingResolved.countOnly = !ev.resolvedRows.mayKeep(svc.host)
 	if ev.pendingNew.countOnly || ev.pendingResolved.countOnly {
-		reach := ViewSet{st: ev.st, others: true, except: except}.Len() > 0
+		reach := ev.othersReach(except)
 		ev.pendingNew.othersReach, ev.pendingResolved.othersReach = reach, reach
 	}
 	for _, p := range ev.pairs {
@@ -167,6 +167,18 @@ func (ev *serviceEval) evaluate(svc *service) {
 	ev.evaluateZtunnel()
 	ev.newRows.take(ev.pendingNew)
 	ev.resolvedRows.take(ev.pendingResolved)
+}
+
+// othersReach reports whether the generic view stands for any client view:
+// ViewSet.Len of the views outside except, through the worker's lookups.
+func (ev *serviceEval) othersReach(except map[string]bool) bool {
+	n := ev.st.totalViews
+	for name := range except {
+		if ns := ev.envs[0].ns(name); ns != nil {
+			n -= len(ns.views)
+		}
+	}
+	return n > 0
 }
 
 // viewPair is one set of client pods as the "before" and the "after"

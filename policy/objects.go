@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unique"
 
 	networkingapi "istio.io/api/networking/v1alpha3"
 	securityapi "istio.io/api/security/v1beta1"
@@ -74,9 +75,9 @@ func terminated(p *corev1.Pod) bool {
 
 func newPod(p *corev1.Pod) *pod {
 	out := &pod{
-		namespace: p.Namespace,
+		namespace: intern(p.Namespace),
 		name:      p.Name,
-		labels:    p.Labels,
+		labels:    internLabels(p.Labels),
 		sidecar:   HasSidecar(p),
 		tlsIstio:  p.Labels[TLSModeLabel] == "istio",
 		ambient:   newPodAmbient(p),
@@ -91,7 +92,7 @@ func newPod(p *corev1.Pod) *pod {
 				out.namedPorts = map[string]int32{}
 			}
 			if _, dup := out.namedPorts[cp.Name]; !dup {
-				out.namedPorts[cp.Name] = cp.ContainerPort
+				out.namedPorts[intern(cp.Name)] = cp.ContainerPort
 			}
 		}
 	}
@@ -140,7 +141,7 @@ func (sp servicePort) targetPort(p *pod) (int32, bool) {
 
 func newService(s *corev1.Service, domain string) *service {
 	out := &service{
-		namespace: s.Namespace,
+		namespace: intern(s.Namespace),
 		name:      s.Name,
 		host:      s.Name + "." + s.Namespace + ".svc." + domain,
 		labels:    s.Labels,
@@ -291,9 +292,27 @@ func newSelector(m map[string]string) selector {
 	}
 	out := make(selector, 0, len(m))
 	for k, v := range m {
-		out = append(out, labelPair{k, v})
+		out = append(out, labelPair{intern(k), intern(v)})
 	}
 	slices.SortFunc(out, func(a, b labelPair) int { return cmp.Compare(a.key, b.key) })
+	return out
+}
+
+// intern returns the canonical copy of s. Decisions compare a few distinct
+// names and labels (namespaces, app=…, version=…) millions of times; when
+// equal strings share their bytes, a comparison stops at the pointer and
+// does not fetch the bytes of each pod's own copy from memory.
+func intern(s string) string { return unique.Make(s).Value() }
+
+// internLabels returns a copy of lbls with interned keys and values.
+func internLabels(lbls map[string]string) map[string]string {
+	if lbls == nil {
+		return nil
+	}
+	out := make(map[string]string, len(lbls))
+	for k, v := range lbls {
+		out[intern(k)] = intern(v)
+	}
 	return out
 }
 

@@ -130,7 +130,7 @@ func newServiceEval(st *State, before, after *env, sc scope, max int) *serviceEv
 
 func (ev *serviceEval) reset(svc *service) {
 	ev.svc = svc
-	ev.nsAmbient = ev.st.namespaceAmbient(svc.namespace)
+	ev.nsAmbient = ev.envs[0].namespaceAmbient(svc.namespace)
 	ev.exceptCopy = nil
 	ev.memo = ev.memo[:0]
 	if ev.memoIndexed {

@@ -124,7 +124,7 @@ func (e *env) cluster(svc *service, sp servicePort, subset string, dr *mergedRul
 // clusterWith is cluster with the PeerAuthentications of svc's namespace
 // already resolved.
 func (e *env) clusterWith(servers paChain, svc *service, sp servicePort, subset string, dr *mergedRule) cluster {
-	c := cluster{svc: svc, port: sp, dr: dr, servers: servers, env: e, nsAmbient: e.st.namespaceAmbient(svc.namespace)}
+	c := cluster{svc: svc, port: sp, dr: dr, servers: servers, env: e, nsAmbient: e.namespaceAmbient(svc.namespace)}
 	if subset != "" {
 		c.subsetLabels = dr.subsetSelector(subset)
 	}
