@@ -77,7 +77,7 @@ func newPod(p *corev1.Pod) *pod {
 	out := &pod{
 		namespace: intern(p.Namespace),
 		name:      p.Name,
-		labels:    internLabels(p.Labels),
+		labels:    p.Labels,
 		sidecar:   HasSidecar(p),
 		tlsIstio:  p.Labels[TLSModeLabel] == "istio",
 		ambient:   newPodAmbient(p),
@@ -299,22 +299,10 @@ func newSelector(m map[string]string) selector {
 }
 
 // intern returns the canonical copy of s. Decisions compare a few distinct
-// names and labels (namespaces, app=…, version=…) millions of times; when
-// equal strings share their bytes, a comparison stops at the pointer and
-// does not fetch the bytes of each pod's own copy from memory.
+// names (namespaces, selector labels) millions of times; when equal strings
+// share their bytes, a comparison stops at the pointer and does not fetch
+// the bytes of each object's own copy from memory.
 func intern(s string) string { return unique.Make(s).Value() }
-
-// internLabels returns a copy of lbls with interned keys and values.
-func internLabels(lbls map[string]string) map[string]string {
-	if lbls == nil {
-		return nil
-	}
-	out := make(map[string]string, len(lbls))
-	for k, v := range lbls {
-		out[intern(k)] = intern(v)
-	}
-	return out
-}
 
 // matches reports whether every label of s is in lbls.
 func (s selector) matches(lbls map[string]string) bool {
