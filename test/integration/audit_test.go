@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mtlsguard/mtlsguard/audit"
+	"github.com/mtlsguard/mtlsguard/internal/webhooktest"
 	"github.com/mtlsguard/mtlsguard/policy"
 	"github.com/mtlsguard/mtlsguard/webhook"
 )
@@ -43,14 +44,11 @@ type instance struct {
 // else on port; it waits until /readyz answers.
 func startInstance(t *testing.T, agent string, port int, mutate ...func(*webhook.Options)) *instance {
 	t.Helper()
-	o := webhook.DefaultOptions()
-	w := env.WebhookInstallOptions
-	o.Host, o.Port, o.CertDir = w.LocalServingHost, w.LocalServingPort, w.LocalServingCertDir
+	o := webhooktest.Options(t, env.WebhookInstallOptions)
 	if port != 0 {
 		o.Port = port
 	}
-	o.HealthProbeBindAddress, o.MetricsBindAddress = freeAddr(t), "0"
-	o.Audit.LeaderElectionNamespace = "default"
+	o.MetricsBindAddress = "0"
 	for _, m := range mutate {
 		m(&o)
 	}
@@ -491,7 +489,7 @@ func leaseHeld(c *cluster) error {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := webhooktest.FreeAddr(t)
 	var port int
 	if _, err := fmt.Sscanf(addr[strings.LastIndex(addr, ":")+1:], "%d", &port); err != nil {
 		t.Fatal(err)

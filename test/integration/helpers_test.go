@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -30,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	mtlsscheme "github.com/mtlsguard/mtlsguard/internal/scheme"
+	"github.com/mtlsguard/mtlsguard/internal/webhooktest"
 	"github.com/mtlsguard/mtlsguard/webhook"
 )
 
@@ -205,34 +205,11 @@ type running struct {
 // /readyz says every informer has synced.
 func startWebhook(t *testing.T, mutate ...func(*webhook.Options)) *running {
 	t.Helper()
-	o := webhook.DefaultOptions()
-	w := env.WebhookInstallOptions
-	o.Host, o.Port, o.CertDir = w.LocalServingHost, w.LocalServingPort, w.LocalServingCertDir
-	o.HealthProbeBindAddress, o.MetricsBindAddress = freeAddr(t), freeAddr(t)
-	o.Audit.LeaderElectionNamespace = "default" // outside a cluster it must be named
-	o.ShutdownDelay = 10 * time.Millisecond     // nobody routes to it: stop at once
+	o := webhooktest.Options(t, env.WebhookInstallOptions)
 	for _, m := range mutate {
 		m(&o)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := webhook.New(ctx, cfg, o)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("manager: %v", err)
-			}
-		case <-time.After(90 * time.Second):
-			t.Errorf("manager did not stop")
-		}
-	})
+	done := webhooktest.Start(t, cfg, o)
 	start := time.Now()
 	eventually(t, 60*time.Second, func() error {
 		select {
@@ -272,17 +249,6 @@ func get(url string) error {
 		return fmt.Errorf("%s: %s: %s", url, resp.Status, body)
 	}
 	return nil
-}
-
-// freeAddr returns a local address nobody listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // eventually retries f until it succeeds or the timeout passes. The

@@ -15,6 +15,8 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/mtlsguard/mtlsguard/internal/webhooktest"
 )
 
 // The fault tests stop, kill and signal mtlsguard, so they run it as a
@@ -90,7 +92,7 @@ func startProcessFor(t, owner *testing.T, args ...string) *process {
 		t.Fatal(err)
 	}
 	w := env.WebhookInstallOptions
-	p := &process{health: freeAddr(t), log: filepath.Join(dir, "mtlsguard.log"), exited: make(chan error, 1)}
+	p := &process{health: webhooktest.FreeAddr(t), log: filepath.Join(dir, "mtlsguard.log"), exited: make(chan error, 1)}
 	logFile, err := os.Create(p.log)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +103,7 @@ func startProcessFor(t, owner *testing.T, args ...string) *process {
 		"--webhook-port", strconv.Itoa(w.LocalServingPort),
 		"--cert-dir", w.LocalServingCertDir,
 		"--health-probe-bind-address", p.health,
-		"--metrics-bind-address", freeAddr(t),
+		"--metrics-bind-address", webhooktest.FreeAddr(t),
 		"--leader-elect=false",
 		"--report-api=none",
 	}, args...)...)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/mtlsguard/mtlsguard/audit"
 	"github.com/mtlsguard/mtlsguard/internal/testcrds"
+	"github.com/mtlsguard/mtlsguard/internal/webhooktest"
 	"github.com/mtlsguard/mtlsguard/webhook"
 )
 
@@ -70,26 +71,9 @@ func TestAPIServerRestartAndWatchExpiry(t *testing.T) {
 		}
 	})
 
-	o := webhook.DefaultOptions()
-	w := e.WebhookInstallOptions
-	o.Host, o.Port, o.CertDir = w.LocalServingHost, w.LocalServingPort, w.LocalServingCertDir
-	o.HealthProbeBindAddress, o.MetricsBindAddress = freeAddr(t), freeAddr(t)
+	o := webhooktest.Options(t, e.WebhookInstallOptions)
 	o.Audit.LeaderElect, o.Audit.ReportAPI = false, audit.NoReports
-	o.ShutdownDelay = 10 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := webhook.New(ctx, rcfg, o)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
+	webhooktest.Start(t, rcfg, o)
 	readyz := "http://" + o.HealthProbeBindAddress + "/readyz"
 	eventually(t, 60*time.Second, func() error { return get(readyz) })
 
@@ -123,7 +107,7 @@ func TestAPIServerRestartAndWatchExpiry(t *testing.T) {
 			if get(readyz) != nil && unreadySeen == 0 {
 				unreadySeen = time.Since(start)
 			}
-			if ctx.Err() != nil {
+			if t.Context().Err() != nil {
 				return
 			}
 			time.Sleep(5 * time.Millisecond)

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -27,8 +26,8 @@ import (
 
 	"github.com/mtlsguard/mtlsguard/audit"
 	mtlsscheme "github.com/mtlsguard/mtlsguard/internal/scheme"
+	"github.com/mtlsguard/mtlsguard/internal/webhooktest"
 	"github.com/mtlsguard/mtlsguard/policy"
-	"github.com/mtlsguard/mtlsguard/webhook"
 )
 
 var (
@@ -102,31 +101,14 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // Every answer must be the expected one: 0 errors, 0 warnings. Run under
 // -race, the webhook in this process is checked for data races.
 func TestSustainedLoad(t *testing.T) {
-	o := webhook.DefaultOptions()
-	w := env.WebhookInstallOptions
-	o.Host, o.Port, o.CertDir = w.LocalServingHost, w.LocalServingPort, w.LocalServingCertDir
-	o.HealthProbeBindAddress, o.MetricsBindAddress = freeAddr(t), freeAddr(t)
+	o := webhooktest.Options(t, env.WebhookInstallOptions)
 	o.Audit.LeaderElect = false // the audit runs in this single replica
 	o.Audit.ReportAPI = audit.NoReports
-	o.ShutdownDelay = 10 * time.Millisecond
 	// Under -race on a shared machine a request can wait seconds: this
 	// test counts wrong answers and measures, it does not time out (the
 	// webhook configuration allows 30 s).
 	o.DecisionTimeout = 25 * time.Second
-	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := webhook.New(ctx, cfg, o)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
+	webhooktest.Start(t, cfg, o)
 
 	results := &tally{took: map[op][]time.Duration{}}
 	c := rest.CopyConfig(cfg)
@@ -350,16 +332,6 @@ func waitReady(t *testing.T, url string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // webhookLatency reads the webhook's metrics: the mean time to decide and
