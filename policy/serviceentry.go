@@ -169,7 +169,10 @@ func entryEndpoint(ns, name string, we *networkingapi.WorkloadEntry, meta map[st
 	} else if we.GetServiceAccount() != "" {
 		tlsMode = "istio"
 	}
-	p := &pod{namespace: ns, name: name, labels: labels, tlsIstio: tlsMode == "istio"}
+	// convertWorkloadEntryToWorkloadInstance: the identity is the entry's
+	// serviceAccount in the entry's namespace (a WorkloadEntry's, or the
+	// ServiceEntry's for an inline endpoint).
+	p := &pod{namespace: ns, name: name, labels: labels, tlsIstio: tlsMode == "istio", serviceAccount: we.GetServiceAccount()}
 	p.sidecar = p.tlsIstio
 	for portName, n := range we.GetPorts() {
 		if n > 65535 {
