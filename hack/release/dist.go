@@ -59,7 +59,7 @@ func writeDist(out string, m meta, bins []binary, built map[platform]map[string]
 	for _, b := range bins {
 		for _, p := range b.Platforms {
 			name := archiveName(b.Name, m.Version, p)
-			sum, err := writeArchive(filepath.Join(out, name), built[p][b.Name], p.exe(b.Name), m)
+			sum, err := writeArchive(filepath.Join(out, name), built[p][b.Name], p, p.exe(b.Name), m)
 			if err != nil {
 				return nil, fmt.Errorf("archive %s: %w", name, err)
 			}
@@ -74,10 +74,17 @@ func writeDist(out string, m meta, bins []binary, built map[platform]map[string]
 	return names, nil
 }
 
-// writeArchive writes a tar.gz holding the file bin as name, with a fixed
-// owner and time so the same commit gives the same sum, and returns its
-// sha256.
-func writeArchive(path, bin, name string, m meta) (string, error) {
+// writeArchive writes a tar.gz holding the file bin, an executable for p,
+// as name, with a fixed owner and time so the same commit gives the same
+// sum, and returns its sha256.
+func writeArchive(path, bin string, p platform, name string, m meta) (string, error) {
+	raw, err := os.ReadFile(bin)
+	if err != nil {
+		return "", err
+	}
+	if err := checkExecutable(raw, p); err != nil {
+		return "", fmt.Errorf("%s: %w", bin, err)
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return "", err
@@ -86,10 +93,6 @@ func writeArchive(path, bin, name string, m meta) (string, error) {
 	h := sha256.New()
 	zw := gzip.NewWriter(io.MultiWriter(f, h))
 	tw := tar.NewWriter(zw)
-	raw, err := os.ReadFile(bin)
-	if err != nil {
-		return "", err
-	}
 	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o755, Size: int64(len(raw)), ModTime: m.Created}); err != nil {
 		return "", err
 	}
