@@ -50,9 +50,14 @@ func buildDist(ctx context.Context, src, out string, m meta, bins []binary) ([]s
 }
 
 // writeDist writes one tar.gz per binary and platform into out, and
-// out/SHA256SUMS, and returns the archive names.
+// out/SHA256SUMS, and returns the archive names. Archives of those
+// binaries and platforms from an earlier version are removed: SHA256SUMS
+// does not list them, and an upload of out/*.tar.gz would ship them.
 func writeDist(out string, m meta, bins []binary, built map[platform]map[string]string) ([]string, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	if err := removeStaleArchives(out, m, bins); err != nil {
 		return nil, err
 	}
 	var names, sums []string
@@ -140,4 +145,26 @@ func readSums(dir string) (map[string]string, error) {
 		sums[name] = sum
 	}
 	return sums, nil
+}
+
+// removeStaleArchives removes the archives in out of bins for versions
+// other than m's.
+func removeStaleArchives(out string, m meta, bins []binary) error {
+	for _, b := range bins {
+		for _, p := range b.Platforms {
+			stale, err := filepath.Glob(filepath.Join(out, archiveName(b.Name, "*", p)))
+			if err != nil {
+				return err
+			}
+			for _, f := range stale {
+				if filepath.Base(f) == archiveName(b.Name, m.Version, p) {
+					continue
+				}
+				if err := os.Remove(f); err != nil {
+					return fmt.Errorf("removing an earlier version's archive: %w", err)
+				}
+			}
+		}
+	}
+	return nil
 }
