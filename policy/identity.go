@@ -114,10 +114,16 @@ func newIdentityCheck(tls *networkingapi.ClientTLSSettings) identityCheck {
 // pod p, whose identity in mesh m is checked only when p has a sidecar to
 // present one.
 func (ic identityCheck) accepts(m Mesh, p *pod, w Wire) bool {
-	if ic.sans == nil || !p.sidecar || (w != IstioMutual && w != MutualTLS) {
+	return ic.acceptsIdentity(p.sidecar, w, m.identity(p))
+}
+
+// acceptsIdentity is accepts for an endpoint given by whether it has a
+// sidecar, what the client sends it and its identity.
+func (ic identityCheck) acceptsIdentity(sidecar bool, w Wire, id string) bool {
+	if ic.sans == nil || !sidecar || (w != IstioMutual && w != MutualTLS) {
 		return true
 	}
-	return slices.Contains(ic.sans, m.identity(p))
+	return slices.Contains(ic.sans, id)
 }
 
 // apply adds pod p's identity to its endpoint verdict out and, when the

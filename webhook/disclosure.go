@@ -3,7 +3,8 @@ package webhook
 // What a denial or warning may name. A conflict row names client
 // namespaces, the service's host (which holds its namespace), and the
 // PeerAuthentications and DestinationRule that decided it, from any
-// namespace. With --disclose=permitted the requester sees a name only if
+// namespace; an identity conflict also names the server pods' service
+// accounts and the rule's subjectAltNames. With --disclose=permitted the requester sees a name only if
 // they may get the object it names; the rest is counted ("and 12 more")
 // or withheld. The audit log, which only administrators read, keeps every
 // name.
@@ -72,6 +73,7 @@ func (d disclosure) filter(ctx context.Context, v verdict) verdict {
 		for _, ns := range c.namespaces[:min(len(c.namespaces), maxNamespaceChecks)] {
 			qs = append(qs, question{resource: "namespaces", namespace: ns, name: ns})
 		}
+		qs = append(qs, identityQuestions(c)...)
 	}
 	may := d.ask(ctx, qs)
 
@@ -95,6 +97,7 @@ func (d disclosure) filter(ctx context.Context, v verdict) verdict {
 			namespaces:     named,
 			moreNamespaces: c.moreNamespaces + len(c.namespaces) - len(named),
 		}
+		out.conflicts[i].rejected, out.conflicts[i].sans = keepIdentities(c, cols[5], may)
 	}
 	return out
 }

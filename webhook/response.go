@@ -136,7 +136,8 @@ func modeWarning(value string, used Mode) string {
 }
 
 // denialMessage is the message of a denial: the object, the number of new
-// conflicts and their tls-check rows. For bad-rule of the Deep-Dive:
+// conflicts and their tls-check rows, then why each identity conflict
+// fails (identity.go). For bad-rule of the Deep-Dive:
 //
 //	DestinationRule default/bad-rule would create 1 new mTLS conflict:
 //	HOST:PORT                                  STATUS       SERVER     CLIENT     AUTHN POLICY             DESTINATION RULE     CLIENT NAMESPACES
@@ -156,15 +157,21 @@ func denialMessage(o object, v verdict) string {
 	if more := v.total - len(v.conflicts); more > 0 {
 		fmt.Fprintf(&b, "and %d more\n", more)
 	}
+	for _, line := range identityLines(v) {
+		b.WriteString(line + "\n")
+	}
 	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // conflictWarnings renders one warning per conflict row, at most maxRows,
-// then "and N more".
+// each followed by why for an identity conflict, then "and N more".
 func conflictWarnings(v verdict, domain string) []string {
 	out := make([]string, 0, len(v.conflicts)+1)
 	for _, c := range v.conflicts {
 		out = append(out, warningLine(c, domain))
+		if why := identityWarning(c, domain); why != "" {
+			out = append(out, why)
+		}
 	}
 	if more := v.total - len(v.conflicts); more > 0 {
 		out = append(out, fmt.Sprintf("and %s", plural(more, "more new mTLS conflict")))
@@ -226,7 +233,11 @@ func namespaceList(c conflict, sep, more string) string {
 func auditAnnotations(decision string, v verdict) map[string]string {
 	rows := make([]string, 0, len(v.conflicts)+1)
 	for _, c := range v.conflicts {
-		rows = append(rows, rowText(c, c.column(0), true))
+		row := rowText(c, c.column(0), true)
+		if why := identityWhy(c, true); why != "" {
+			row += ": " + why
+		}
+		rows = append(rows, row)
 	}
 	if more := v.total - len(v.conflicts); more > 0 {
 		rows = append(rows, fmt.Sprintf("and %d more", more))

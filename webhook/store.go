@@ -178,6 +178,10 @@ type conflict struct {
 	// counts the others.
 	namespaces     []string
 	moreNamespaces int
+	// rejected are the server identities the rule's subjectAltNames, sans,
+	// leave out (policy.Row.RejectedIdentities): why the row is a
+	// CONFLICT. Both are nil when the identity check is not why.
+	rejected, sans []string
 }
 
 // decide asks the engine which conflicts a change creates. Groups whose
@@ -205,12 +209,19 @@ func (s *Store) decide(ctx context.Context, ch policy.Change) (verdict, error) {
 	v := verdict{total: d.NewTotal - (len(d.New) - len(order)), resolved: d.ResolvedTotal}
 	for _, k := range order[:min(len(order), maxRows)] {
 		var ns []string
+		c := conflict{columns: k[:]}
 		for _, g := range groups[k] {
 			ns = append(ns, g.Views.Namespaces()...)
+			if ids := g.Row.RejectedIdentities(); len(ids) > 0 {
+				c.rejected = append(c.rejected, ids...)
+				c.sans = g.Row.SubjectAltNames
+			}
 		}
 		slices.Sort(ns)
-		ns = slices.Compact(ns)
-		v.conflicts = append(v.conflicts, conflict{columns: k[:], namespaces: ns})
+		c.namespaces = slices.Compact(ns)
+		slices.Sort(c.rejected)
+		c.rejected = slices.Compact(c.rejected)
+		v.conflicts = append(v.conflicts, c)
 	}
 	return v, nil
 }

@@ -50,16 +50,21 @@ func buildDist(ctx context.Context, src, out string, m meta, bins []binary) ([]s
 }
 
 // writeDist writes one tar.gz per binary and platform into out, and
-// out/SHA256SUMS, and returns the archive names.
+// out/SHA256SUMS, and returns the archive names. Archives of those
+// binaries and platforms from an earlier version are removed: SHA256SUMS
+// does not list them, and an upload of out/*.tar.gz would ship them.
 func writeDist(out string, m meta, bins []binary, built map[platform]map[string]string) ([]string, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	if err := removeStaleArchives(out, m, bins); err != nil {
 		return nil, err
 	}
 	var names, sums []string
 	for _, b := range bins {
 		for _, p := range b.Platforms {
 			name := archiveName(b.Name, m.Version, p)
-			sum, err := writeArchive(filepath.Join(out, name), built[p][b.Name], p.exe(b.Name), m)
+			sum, err := writeArchive(filepath.Join(out, name), built[p][b.Name], p, p.exe(b.Name), m)
 			if err != nil {
 				return nil, fmt.Errorf("archive %s: %w", name, err)
 			}
@@ -74,10 +79,17 @@ func writeDist(out string, m meta, bins []binary, built map[platform]map[string]
 	return names, nil
 }
 
-// writeArchive writes a tar.gz holding the file bin as name, with a fixed
-// owner and time so the same commit gives the same sum, and returns its
-// sha256.
-func writeArchive(path, bin, name string, m meta) (string, error) {
+// writeArchive writes a tar.gz holding the file bin, an executable for p,
+// as name, with a fixed owner and time so the same commit gives the same
+// sum, and returns its sha256.
+func writeArchive(path, bin string, p platform, name string, m meta) (string, error) {
+	raw, err := os.ReadFile(bin)
+	if err != nil {
+		return "", err
+	}
+	if err := checkExecutable(raw, p); err != nil {
+		return "", fmt.Errorf("%s: %w", bin, err)
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return "", err
@@ -86,10 +98,6 @@ func writeArchive(path, bin, name string, m meta) (string, error) {
 	h := sha256.New()
 	zw := gzip.NewWriter(io.MultiWriter(f, h))
 	tw := tar.NewWriter(zw)
-	raw, err := os.ReadFile(bin)
-	if err != nil {
-		return "", err
-	}
 	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o755, Size: int64(len(raw)), ModTime: m.Created}); err != nil {
 		return "", err
 	}
@@ -137,4 +145,26 @@ func readSums(dir string) (map[string]string, error) {
 		sums[name] = sum
 	}
 	return sums, nil
+}
+
+// removeStaleArchives removes the archives in out of bins for versions
+// other than m's.
+func removeStaleArchives(out string, m meta, bins []binary) error {
+	for _, b := range bins {
+		for _, p := range b.Platforms {
+			stale, err := filepath.Glob(filepath.Join(out, archiveName(b.Name, "*", p)))
+			if err != nil {
+				return err
+			}
+			for _, f := range stale {
+				if filepath.Base(f) == archiveName(b.Name, m.Version, p) {
+					continue
+				}
+				if err := os.Remove(f); err != nil {
+					return fmt.Errorf("removing an earlier version's archive: %w", err)
+				}
+			}
+		}
+	}
+	return nil
 }

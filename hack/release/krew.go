@@ -118,7 +118,8 @@ var (
 // validateKrewManifest checks the manifest file the way krew would
 // before installing it, and more: every platform in want has exactly one
 // entry, every uri names an archive in dist whose sha256 is the one given,
-// and the archive holds the bin and files named. All problems are reported,
+// and the archive holds the bin and files named, the bin an executable of
+// the entry's platform (checkExecutable). All problems are reported,
 // each naming the platform and field.
 func validateKrewManifest(manifest, dist string, want []platform) error {
 	raw, err := os.ReadFile(manifest)
@@ -190,6 +191,10 @@ func validateKrewManifest(manifest, dist string, want []platform) error {
 		}
 		if !names[pl.Bin] {
 			bad("%s.bin %q is not in %s", at, pl.Bin, archive)
+		} else if raw, err := archiveFile(archive, pl.Bin); err != nil {
+			bad("%s.bin: %v", at, err)
+		} else if err := checkExecutable(raw, plat); err != nil {
+			bad("%s.bin %q in %s: %v", at, pl.Bin, archive, err)
 		}
 		for j, f := range pl.Files {
 			if !names[f.From] || f.To == "" {

@@ -49,7 +49,9 @@ var (
 // platforms. The archives and the krew manifest are checked on these too:
 // every further GOOS/GOARCH costs a cold compile of the whole dependency tree
 // on a fresh machine, and the code is the same for all platforms (make
-// krew-manifest checks the full manifest with validateKrewManifest as well).
+// krew-manifest checks the full manifest with validateKrewManifest as well,
+// and TestKrewManifestHasOneWellFormedEntryPerPlatform covers the other four
+// platforms with testdata/exe).
 var testBinaries = withPlatforms(imageBinaries, imagePlatforms)
 
 // builtBinaries cross-compiles testBinaries once for all tests of the package.

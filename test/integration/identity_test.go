@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +52,27 @@ func TestSubjectAltNames(t *testing.T) {
 		return nil
 	})
 
+	// Why the row is a CONFLICT: its columns (mTLS against mTLS) do not say.
+	why := "httpbin.identity.svc.cluster.local:8000: server identity " + right + " not in subjectAltNames [" + wrong + "]"
+
+	t.Run("a rule with a wrong SAN is denied, naming the server identity and the SANs", func(t *testing.T) {
+		dr := rule(wrong)
+		dr.Name = "httpbin-wrong-san"
+		_, err := c.do(func(ctx context.Context) error { return c.Create(ctx, dr) })
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), why) {
+			t.Errorf("create with a wrong SAN: %v\nwant a denial containing %q", err, why)
+		}
+		got := &networkingv1.DestinationRule{}
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(dr), got); !apierrors.IsNotFound(err) {
+			t.Errorf("the denied rule was stored: %v", err)
+		}
+		// The API server's audit log, for administrators, says it too.
+		a := audited(t, "create", ns, dr.Name, http.StatusForbidden)["destinationrules.mtlsguard.io/conflicts"]
+		if !strings.Contains(a, "server identity "+right+" not in subjectAltNames ["+wrong+"]") {
+			t.Errorf("audit annotation conflicts = %q, want it to name both identities", a)
+		}
+	})
+
 	t.Run("a rule naming the pod's identity is admitted", func(t *testing.T) {
 		c.mustCreate(t, rule(right))
 		t.Run("changing it to another identity is denied", func(t *testing.T) {
@@ -62,7 +84,8 @@ func TestSubjectAltNames(t *testing.T) {
 			_, err := c.do(func(ctx context.Context) error { return c.Update(ctx, dr) })
 			want := "DestinationRule identity/httpbin-identity would create 1 new mTLS conflict:"
 			if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), want) ||
-				!strings.Contains(err.Error(), "httpbin.identity.svc.cluster.local:8000     CONFLICT") {
+				!strings.Contains(err.Error(), "httpbin.identity.svc.cluster.local:8000     CONFLICT") ||
+				!strings.Contains(err.Error(), why) {
 				t.Errorf("update to a wrong SAN: %v\nwant a denial containing %q", err, want)
 			}
 		})

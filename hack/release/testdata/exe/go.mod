@@ -1,0 +1,3 @@
+module example.invalid/exe
+
+go 1.26.0
