@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"istio.io/istio/pilot/pkg/serviceregistry/kube"
+	"istio.io/istio/pkg/spiffe"
 )
 
 // The identity check (semantics doc part 2, §4): the client Envoy accepts
@@ -25,10 +26,10 @@ import (
 // client rejects. Only a sidecar server presents a mesh certificate, and
 // only istio_mutual and mutual_tls reach its TLS termination.
 func (e *evaluator) checkIdentity(pair *Pair, ep endpointRef, ts *core.TransportSocket) {
-	if !HasSidecar(ep.pod) {
+	if !ep.sidecar() {
 		return
 	}
-	pair.ServerIdentity = ServerIdentity(e.sc, ep.pod)
+	pair.ServerIdentity = e.serverIdentity(ep)
 	if pair.ClientSends != IstioMutual && pair.ClientSends != MutualTLS {
 		return
 	}
@@ -46,6 +47,20 @@ func (e *evaluator) checkIdentity(pair *Pair, ep endpointRef, ts *core.Transport
 		pair.OK = false
 		pair.Detail += fmt.Sprintf("; client SAN check %q rejects the server certificate %s", sans, pair.ServerIdentity)
 	}
+}
+
+// serverIdentity is the URI SAN of the endpoint's certificate: a pod's
+// (ServerIdentity), or, for a workload outside Kubernetes, the identity its
+// istio-agent bootstraps with, the WorkloadEntry's serviceAccount in its
+// namespace ("" when it names none).
+func (e *evaluator) serverIdentity(ep endpointRef) string {
+	if ep.vm != nil {
+		if ep.vm.serviceAccount == "" {
+			return ""
+		}
+		return spiffe.MustGenSpiffeURI(e.sc.Mesh, ep.vm.namespace, ep.vm.serviceAccount)
+	}
+	return ServerIdentity(e.sc, ep.pod)
 }
 
 // ServerIdentity is the URI SAN of pod's certificate (normalize has given
