@@ -60,6 +60,12 @@ type Gen struct {
 	// namespaces labelled for it.
 	ambient   bool
 	ambientNS map[string]bool
+	// entries: the entries family (NewEntries, entries.go); entryApps
+	// are its ServiceEntries, entryLabels the app labels of their
+	// endpoints by namespace.
+	entries     bool
+	entryApps   []entryApp
+	entryLabels map[string][]string
 }
 
 type app struct {
@@ -113,8 +119,16 @@ func (g *Gen) Mesh() []runtime.Object {
 			g.service(ns, fmt.Sprintf("svc%d", a))
 		}
 	}
+	if g.entries {
+		for i, ns := range g.nss {
+			g.serviceEntries(i, ns)
+		}
+	}
 	g.peerAuthentications(root)
 	g.destinationRules(root)
+	if g.entries {
+		g.entryPolicies(root)
+	}
 	g.sidecars(root) // last: the objects above stay those of earlier versions
 	return g.objs
 }
