@@ -415,7 +415,7 @@ func (e *evaluator) evalPair(cs *proxyState, c *cluster.Cluster, clusterName, ho
 	pair.OK = accepts
 	details = append(details, sdesc)
 	pair.Detail = strings.Join(details, "; ")
-	e.checkIdentity(&pair, ep, ts)
+	e.checkIdentity(&pair, cs, ep, ts)
 	return pair
 }
 
