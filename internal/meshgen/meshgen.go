@@ -2,8 +2,10 @@
 // with named and numbered ports, pods with and without sidecars,
 // PeerAuthentications at every level (port-level too) and DestinationRules
 // with wildcards, short hosts, exportTo, subsets, port-level settings and
-// workloadSelector, and Sidecars that narrow what clients see. Every object
-// it makes is valid, as the API server would store it.
+// workloadSelector, and Sidecars that narrow what clients see; NewAmbient
+// makes ambient meshes, NewEntries adds ServiceEntries and WorkloadEntries
+// (entries.go). Every object it makes is valid, as the API server would
+// store it.
 //
 // It is shared by the conformance agreement test (test/agreement, a seed per
 // mesh) and the engine's fuzz tests (policy, webhook), which drive it from
