@@ -31,8 +31,9 @@ func NewEntries(r *rand.Rand) *Gen {
 	return g
 }
 
-// entryApp is a ServiceEntry the generator made: its hosts' target, for
-// rules; labels are those of its endpoints, for policies.
+// entryApp is a ServiceEntry the generator made, as its rules and policies
+// need it: its namespace and host, its ports, its endpoints' target ports
+// (portLevelMtls keys) and service accounts (subjectAltNames).
 type entryApp struct {
 	ns, host string
 	ports    []int32 // service port numbers
@@ -313,7 +314,9 @@ func (g *Gen) entryPolicies(root string) {
 	}
 }
 
-// entrySubjectAltNames is subjectAltNames for an entry's accounts.
+// entrySubjectAltNames is subjectAltNames for an entry's accounts:
+// subjectAltNames draws from g.accounts by namespace and app, so the
+// entry's accounts are filed there under its host.
 func (g *Gen) entrySubjectAltNames(d *networkingv1.DestinationRule, ea entryApp) {
 	key := ea.ns + "/" + ea.host
 	g.accounts[key] = ea.accounts
