@@ -139,8 +139,8 @@ bench-e2e: bin build ## Load a cluster of SCALE (1.0: 50,000 pods) into a local 
 	cd test/benche2e && $(GO) test -count=1 -timeout 0 -run TestBenchE2E -v . -args -scale $(SCALE) -out $(BENCH_OUT)
 
 .PHONY: conformance
-conformance: build $(ORACLE) ## Compare the engine with Istio's control plane on 2,000 generated meshes.
-	$(GO) test ./test/agreement/ -run TestAgreement -count=1 -seeds 2000 -ambient-seeds 500 -oracle $(ORACLE) -v -timeout 60m
+conformance: build $(ORACLE) ## Compare the engine with Istio's control plane on 3,000 generated meshes of three families.
+	$(GO) test ./test/agreement/ -run TestAgreement -count=1 -seeds 2000 -ambient-seeds 500 -entry-seeds 500 -oracle $(ORACLE) -v -timeout 90m
 
 ##@ Deployment
 

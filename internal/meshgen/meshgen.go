@@ -2,8 +2,10 @@
 // with named and numbered ports, pods with and without sidecars,
 // PeerAuthentications at every level (port-level too) and DestinationRules
 // with wildcards, short hosts, exportTo, subsets, port-level settings and
-// workloadSelector, and Sidecars that narrow what clients see. Every object
-// it makes is valid, as the API server would store it.
+// workloadSelector, and Sidecars that narrow what clients see; NewAmbient
+// makes ambient meshes, NewEntries adds ServiceEntries and WorkloadEntries
+// (entries.go). Every object it makes is valid, as the API server would
+// store it.
 //
 // It is shared by the conformance agreement test (test/agreement, a seed per
 // mesh) and the engine's fuzz tests (policy, webhook), which drive it from
@@ -60,6 +62,12 @@ type Gen struct {
 	// namespaces labelled for it.
 	ambient   bool
 	ambientNS map[string]bool
+	// entries: the entries family (NewEntries, entries.go); entryApps
+	// are its ServiceEntries, entryLabels the app labels of their
+	// endpoints by namespace.
+	entries     bool
+	entryApps   []entryApp
+	entryLabels map[string][]string
 }
 
 type app struct {
@@ -113,8 +121,16 @@ func (g *Gen) Mesh() []runtime.Object {
 			g.service(ns, fmt.Sprintf("svc%d", a))
 		}
 	}
+	if g.entries {
+		for i, ns := range g.nss {
+			g.serviceEntries(i, ns)
+		}
+	}
 	g.peerAuthentications(root)
 	g.destinationRules(root)
+	if g.entries {
+		g.entryPolicies(root)
+	}
 	g.sidecars(root) // last: the objects above stay those of earlier versions
 	return g.objs
 }

@@ -53,7 +53,7 @@ func engineIdentity(r tlscheck.JSONRow, ep tlscheck.JSONEndpoint) identity {
 //	                   subjectAltNames: the family's agreement
 //
 // It reports false on a disagreement the ok field does not already show.
-func (s *stats) compareIdentity(o, e answer, okAgree bool) bool {
+func (s counter) compareIdentity(o, e answer, okAgree bool) bool {
 	agree := true
 	if o.Identity != "" {
 		a := o.Identity == e.Identity

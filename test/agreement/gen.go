@@ -26,12 +26,21 @@ func GenerateAmbient(seed uint64) []byte {
 	return generate(seed, true)
 }
 
+// GenerateEntries is Generate for the serviceentry family
+// (meshgen.NewEntries), from a stream of its own.
+func GenerateEntries(seed uint64) []byte {
+	return generateFamily(seed, 0x5e5e17, " (serviceentry)", meshgen.NewEntries)
+}
+
 func generate(seed uint64, ambient bool) []byte {
-	stream, family := seed^0x9e3779b97f4a7c15, ""
-	g := meshgen.New
 	if ambient {
-		stream, family, g = stream^0xa3b1e7, " (ambient)", meshgen.NewAmbient
+		return generateFamily(seed, 0xa3b1e7, " (ambient)", meshgen.NewAmbient)
 	}
+	return generateFamily(seed, 0, "", meshgen.New)
+}
+
+func generateFamily(seed, streamSalt uint64, family string, g func(*rand.Rand) *meshgen.Gen) []byte {
+	stream := seed ^ 0x9e3779b97f4a7c15 ^ streamSalt
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# generated scenario%s, seed %d\n", family, seed)
 	for _, o := range g(rand.New(rand.NewPCG(seed, stream))).Mesh() {

@@ -2,6 +2,7 @@ package agreement
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/mtlsguard/mtlsguard/internal/load"
@@ -14,7 +15,7 @@ func TestGeneratedScenariosLoad(t *testing.T) {
 	for _, family := range []struct {
 		name     string
 		generate func(uint64) []byte
-	}{{"sidecar", Generate}, {"ambient", GenerateAmbient}} {
+	}{{"sidecar", Generate}, {"ambient", GenerateAmbient}, {"serviceentry", GenerateEntries}} {
 		t.Run(family.name, func(t *testing.T) { checkGenerated(t, family.generate) })
 	}
 }
@@ -82,6 +83,62 @@ func checkGenerated(t *testing.T, generate func(uint64) []byte) {
 		}
 		if _, err := st.Table(policy.Query{}); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
+		}
+	}
+}
+
+// TestEntriesScenariosReachEveryKindOfEndpoint proves the serviceentry
+// family has what it is for: rows for entry hosts whose endpoints are
+// WorkloadEntries with and without a sidecar, inline endpoints and pods,
+// and MESH_EXTERNAL entries beside them.
+func TestEntriesScenariosReachEveryKindOfEndpoint(t *testing.T) {
+	kinds := map[string]int{}
+	for seed := uint64(0); seed < 50; seed++ {
+		raw := GenerateEntries(seed)
+		if bytes.Contains(raw, []byte(".example.com")) { // the MESH_EXTERNAL entries' hosts
+			kinds["external"]++
+		}
+		var res load.Result
+		if err := res.Read("seed", bytes.NewReader(raw)); err != nil {
+			t.Fatal(err)
+		}
+		snap, err := load.Snapshot(res.Objects, policy.DefaultMesh())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := policy.NewState(snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups, err := st.Table(policy.Query{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, r := range policy.Expand(groups) {
+			if !strings.HasSuffix(r.Host, ".internal") {
+				continue
+			}
+			for _, ep := range r.Endpoints {
+				switch {
+				case strings.HasPrefix(ep.Pod, "WorkloadEntry ") && ep.Sidecar:
+					seen["workloadentry with sidecar"] = true
+				case strings.HasPrefix(ep.Pod, "WorkloadEntry "):
+					seen["workloadentry without sidecar"] = true
+				case strings.HasPrefix(ep.Pod, "ServiceEntry "):
+					seen["inline endpoint"] = true
+				default:
+					seen["pod"] = true
+				}
+			}
+		}
+		for k := range seen {
+			kinds[k]++
+		}
+	}
+	for _, k := range []string{"workloadentry with sidecar", "workloadentry without sidecar", "inline endpoint", "pod", "external"} {
+		if kinds[k] < 5 {
+			t.Errorf("of 50 serviceentry scenarios, %d have a %s; want more (%v)", kinds[k], k, kinds)
 		}
 	}
 }

@@ -1,5 +1,5 @@
 // Command gen prints the generated conformance scenario of a seed, to
-// reproduce a disagreement: go run ./test/agreement/gen [-ambient] -seed 42 > s.yaml
+// reproduce a disagreement: go run ./test/agreement/gen [-ambient|-entries] -seed 42 > s.yaml
 package main
 
 import (
@@ -12,7 +12,12 @@ import (
 func main() {
 	seed := flag.Uint64("seed", 0, "scenario seed")
 	ambient := flag.Bool("ambient", false, "the ambient family (GenerateAmbient)")
+	entries := flag.Bool("entries", false, "the serviceentry family (GenerateEntries)")
 	flag.Parse()
+	if *entries {
+		os.Stdout.Write(agreement.GenerateEntries(*seed))
+		return
+	}
 	if *ambient {
 		os.Stdout.Write(agreement.GenerateAmbient(*seed))
 		return

@@ -176,14 +176,14 @@ func matchesPlaintext(m *security.Match, port uint32) bool {
 // DestinationRule and sends HBONE to a workload whose TunnelProtocol is HBONE,
 // plaintext to any other (src/proxy/outbound.rs build_request). Service
 // waypoints are not modelled by the oracle.
-func (e *evaluator) ztunnelPairs(hostname string, sp corev1.ServicePort, eps []endpointRef) []Pair {
+func (e *evaluator) ztunnelPairs(hostname string, sp svcPort, eps []endpointRef) []Pair {
 	var out []Pair
 	for _, client := range e.sc.Pods {
 		if !isCaptured(client) || Terminated(client) {
 			continue
 		}
 		for _, ep := range eps {
-			pair := Pair{ClientPod: PodKey(client), Host: hostname, Port: int(sp.Port), ServerPod: PodKey(ep.pod), TargetPort: int(ep.targetPort)}
+			pair := Pair{ClientPod: PodKey(client), Host: hostname, Port: int(sp.port), ServerPod: ep.key(), TargetPort: int(ep.targetPort)}
 			w := e.workload(ep.pod)
 			pair.ClientSends = Plaintext
 			proto := "not in the ambient index"
@@ -203,15 +203,15 @@ func (e *evaluator) ztunnelPairs(hostname string, sp corev1.ServicePort, eps []e
 }
 
 // serverAcceptsAny dispatches on the server's data plane.
-func (e *evaluator) serverAcceptsAny(ep endpointRef, hostname string, sp corev1.ServicePort, kind string, clientTS *core.TransportSocket) (bool, string) {
+func (e *evaluator) serverAcceptsAny(ep endpointRef, hostname string, sp svcPort, kind string, clientTS *core.TransportSocket) (bool, string) {
 	switch {
-	case isCaptured(ep.pod):
+	case ep.pod != nil && isCaptured(ep.pod):
 		return e.ztunnelAccepts(ep, kind)
-	case kind == HBONE && HasSidecar(ep.pod):
+	case kind == HBONE && ep.sidecar():
 		// A sidecar terminates HBONE on 15008 when its proxy has ENABLE_HBONE
 		// (the injector's tunnel label stands for it); PeerAuthentication does
 		// not apply there (listener_inbound.go buildInboundHBONEListeners).
-		ss := e.state(ep.pod)
+		ss := e.serverState(ep)
 		for _, l := range e.fds.Listeners(ss.proxy) {
 			if l.GetAddress().GetSocketAddress().GetPortValue() == model.HBoneInboundListenPort ||
 				strings.Contains(l.GetName(), "connect_terminate") {

@@ -24,6 +24,7 @@ import (
 	"istio.io/istio/pkg/config/constants"
 	"istio.io/istio/pkg/config/host"
 	"istio.io/istio/pkg/config/kube"
+	"istio.io/istio/pkg/config/protocol"
 	"istio.io/istio/pkg/test"
 	"istio.io/istio/pkg/workloadapi"
 )
@@ -219,9 +220,56 @@ func (ps *proxyState) simulation(e *evaluator) *simulation.Simulation {
 	return ps.sim
 }
 
+// endpointRef is one endpoint of a service port: a pod, or a workload
+// outside Kubernetes (a WorkloadEntry or a ServiceEntry's inline endpoint,
+// serviceentry.go).
 type endpointRef struct {
 	pod        *corev1.Pod
+	vm         *vmWorkload
 	targetPort int32
+}
+
+// key names the endpoint as Pair.ServerPod does: "namespace/name" for a
+// pod, the engine's reference for a workload outside Kubernetes.
+func (ep endpointRef) key() string {
+	if ep.vm != nil {
+		return ep.vm.key
+	}
+	return PodKey(ep.pod)
+}
+
+func (ep endpointRef) ip() string {
+	if ep.vm != nil {
+		return ep.vm.address
+	}
+	return ep.pod.Status.PodIP
+}
+
+func (ep endpointRef) labels() map[string]string {
+	if ep.vm != nil {
+		return ep.vm.labels
+	}
+	return ep.pod.Labels
+}
+
+// sidecar reports whether a proxy of Istio's serves the endpoint.
+func (ep endpointRef) sidecar() bool {
+	if ep.vm != nil {
+		return ep.vm.sidecar()
+	}
+	return HasSidecar(ep.pod)
+}
+
+// svcPort is a service port as a client calls it: its number and the
+// protocol the registry gives it.
+type svcPort struct {
+	port  int32
+	proto protocol.Instance
+}
+
+// kubePort is the registry's view of a Kubernetes Service port.
+func kubePort(sp corev1.ServicePort) svcPort {
+	return svcPort{port: sp.Port, proto: kube.ConvertProtocol(sp.Port, sp.Name, sp.Protocol, sp.AppProtocol)}
 }
 
 func (e *evaluator) run() []Pair {
@@ -252,33 +300,45 @@ func (e *evaluator) run() []Pair {
 			if len(eps) == 0 {
 				continue
 			}
-			for _, client := range clients {
-				cs := e.state(client)
-				clusters := cs.outboundClusters(e)
-				defaultName := model.BuildSubsetKey(model.TrafficDirectionOutbound, "", host.Name(hostname), int(sp.Port))
-				if clusters[defaultName] == nil && dropsTrafficWithoutCluster(cs) {
-					continue // the request never reaches a server: no pair
-				}
-				for _, ep := range eps {
-					pairs = append(pairs, e.evalPair(cs, clusters[defaultName], defaultName, hostname, sp, "", ep))
-				}
-				// Subset clusters this client has for the service port.
-				for _, subset := range e.subsetsFor(cs, clusters, hostname, int(sp.Port)) {
-					name := model.BuildSubsetKey(model.TrafficDirectionOutbound, subset.name, host.Name(hostname), int(sp.Port))
-					for _, ep := range eps {
-						if !labelsSubset(subset.labels, ep.pod.Labels) {
-							continue
-						}
-						pairs = append(pairs, e.evalPair(cs, clusters[name], name, hostname, sp, subset.name, ep))
-					}
-				}
-			}
+			pairs = append(pairs, e.clientPairs(clients, hostname, kubePort(sp), eps)...)
 			if ambientOn() {
-				pairs = append(pairs, e.ztunnelPairs(hostname, sp, eps)...)
+				pairs = append(pairs, e.ztunnelPairs(hostname, kubePort(sp), eps)...)
 			}
 		}
 	}
+	if !ambientOn() {
+		pairs = append(pairs, e.entryPairs(clients)...)
+	}
 	sort.SliceStable(pairs, func(i, j int) bool { return pairs[i].Less(pairs[j]) })
+	return pairs
+}
+
+// clientPairs are the pairs of the sidecar clients with the endpoints eps
+// of a service port: the default cluster, and every subset cluster a
+// client has for the port.
+func (e *evaluator) clientPairs(clients []*corev1.Pod, hostname string, sp svcPort, eps []endpointRef) []Pair {
+	var pairs []Pair
+	for _, client := range clients {
+		cs := e.state(client)
+		clusters := cs.outboundClusters(e)
+		defaultName := model.BuildSubsetKey(model.TrafficDirectionOutbound, "", host.Name(hostname), int(sp.port))
+		if clusters[defaultName] == nil && dropsTrafficWithoutCluster(cs) {
+			continue // the request never reaches a server: no pair
+		}
+		for _, ep := range eps {
+			pairs = append(pairs, e.evalPair(cs, clusters[defaultName], defaultName, hostname, sp, "", ep))
+		}
+		// Subset clusters this client has for the service port.
+		for _, subset := range e.subsetsFor(cs, clusters, hostname, int(sp.port)) {
+			name := model.BuildSubsetKey(model.TrafficDirectionOutbound, subset.name, host.Name(hostname), int(sp.port))
+			for _, ep := range eps {
+				if !labelsSubset(subset.labels, ep.labels()) {
+					continue
+				}
+				pairs = append(pairs, e.evalPair(cs, clusters[name], name, hostname, sp, subset.name, ep))
+			}
+		}
+	}
 	return pairs
 }
 
@@ -324,15 +384,15 @@ func (e *evaluator) subsetsFor(cs *proxyState, clusters map[string]*cluster.Clus
 	return out
 }
 
-func (e *evaluator) evalPair(cs *proxyState, c *cluster.Cluster, clusterName, hostname string, sp corev1.ServicePort,
+func (e *evaluator) evalPair(cs *proxyState, c *cluster.Cluster, clusterName, hostname string, sp svcPort,
 	subset string, ep endpointRef,
 ) Pair {
 	pair := Pair{
 		ClientPod:  PodKey(cs.pod),
 		Host:       hostname,
-		Port:       int(sp.Port),
+		Port:       int(sp.port),
 		Subset:     subset,
-		ServerPod:  PodKey(ep.pod),
+		ServerPod:  ep.key(),
 		TargetPort: int(ep.targetPort),
 	}
 	var details []string
@@ -355,7 +415,7 @@ func (e *evaluator) evalPair(cs *proxyState, c *cluster.Cluster, clusterName, ho
 	pair.OK = accepts
 	details = append(details, sdesc)
 	pair.Detail = strings.Join(details, "; ")
-	e.checkIdentity(&pair, ep, ts)
+	e.checkIdentity(&pair, cs, ep, ts)
 	return pair
 }
 
@@ -378,8 +438,8 @@ func (e *evaluator) transportSocketFor(cs *proxyState, c *cluster.Cluster, ep en
 				sa := lbe.GetEndpoint().GetAddress().GetSocketAddress()
 				// A tunnelled endpoint is an internal address whose id is the target.
 				tunnelled := lbe.GetEndpoint().GetAddress().GetEnvoyInternalAddress().GetEndpointId() ==
-					fmt.Sprintf("%s:%d", ep.pod.Status.PodIP, ep.targetPort)
-				if tunnelled || (sa.GetAddress() == ep.pod.Status.PodIP && int32(sa.GetPortValue()) == ep.targetPort) {
+					fmt.Sprintf("%s:%d", ep.ip(), ep.targetPort)
+				if tunnelled || (sa.GetAddress() == ep.ip() && int32(sa.GetPortValue()) == ep.targetPort) {
 					meta = lbe.GetMetadata().GetFilterMetadata()[util.EnvoyTransportSocketMetadataKey]
 					found = true
 				}
@@ -469,23 +529,22 @@ func classifyUpstreamTLS(ctx *tlsv3.UpstreamTlsContext) (string, string) {
 
 // serverAccepts simulates the client's connection on the server sidecar's inbound
 // listener (pilot/pkg/simulation), or applies "plaintext only" for a sidecar-less server.
-func (e *evaluator) serverAccepts(ep endpointRef, hostname string, sp corev1.ServicePort, kind string,
+func (e *evaluator) serverAccepts(ep endpointRef, hostname string, sp svcPort, kind string,
 	clientTS *core.TransportSocket,
 ) (bool, string) {
-	if !HasSidecar(ep.pod) {
+	if !ep.sidecar() {
 		if kind == Plaintext {
 			return true, "server has no sidecar: plaintext reaches the app"
 		}
 		return false, "server has no sidecar: " + kind + " reaches a plaintext app"
 	}
-	ss := e.state(ep.pod)
+	ss := e.serverState(ep)
 	sim := ss.simulation(e)
 	proto := simulation.TCP
-	var protoDesc string
 	// The protocol the client speaks is the registry's conversion of the
-	// Service port, whether or not the server's own Sidecar imports it.
-	p := kube.ConvertProtocol(sp.Port, sp.Name, sp.Protocol, sp.AppProtocol)
-	protoDesc = string(p)
+	// service port, whether or not the server's own Sidecar imports it.
+	p := sp.proto
+	protoDesc := string(p)
 	switch {
 	case p.IsHTTP2() || p.IsGRPC():
 		proto = simulation.HTTP2
@@ -493,7 +552,7 @@ func (e *evaluator) serverAccepts(ep endpointRef, hostname string, sp corev1.Ser
 		proto = simulation.HTTP
 	}
 	call := simulation.Call{
-		Address:    ep.pod.Status.PodIP,
+		Address:    ep.ip(),
 		Port:       int(ep.targetPort),
 		Protocol:   proto,
 		CallMode:   simulation.CallModeInbound,
@@ -518,7 +577,7 @@ func (e *evaluator) serverAccepts(ep endpointRef, hostname string, sp corev1.Ser
 		return nil
 	}}
 	r := runSim(sim, call)
-	desc := fmt.Sprintf("server %s sim %s call (%s, port %d, alpn %q, svc protocol %s)", PodKey(ep.pod), call.TLS, proto, call.Port,
+	desc := fmt.Sprintf("server %s sim %s call (%s, port %d, alpn %q, svc protocol %s)", ep.key(), call.TLS, proto, call.Port,
 		call.FillDefaults().Alpn, protoDesc)
 	if r.Error != nil {
 		return false, fmt.Sprintf("%s: error %q (listener %q, filter chain %q)", desc, r.Error, r.ListenerMatched, r.FilterChainMatched)

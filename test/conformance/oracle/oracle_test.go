@@ -85,6 +85,18 @@ var expectations = map[string]struct {
 		{"default/sleep-1", httpbinDefault, 8000, "", "default/httpbin-1", oracle.Plaintext, false},
 		{"default/sleep-1", sleepDefault, 80, "", "default/sleep-1", oracle.Plaintext, false},
 	}},
+	// ServiceEntry hosts: WorkloadEntries with and without a sidecar (the
+	// VM's proxy simulated as a pod's), inline endpoints of a DNS entry, a
+	// selected pod; nothing for the MESH_EXTERNAL api.example.com.
+	"serviceentry.yaml": {pairs: 10, expected: []want{
+		{"bar/sleep", "vm.internal", 8080, "", "WorkloadEntry vm/vm-1", oracle.IstioMutual, true},
+		{"bar/sleep", "vm.internal", 8080, "", "WorkloadEntry vm/vm-2", oracle.Plaintext, true},
+		{"foo/sleep", "vm.internal", 8080, "", "WorkloadEntry vm/vm-1", oracle.Plaintext, false},
+		{"foo/sleep", "vm.internal", 8080, "", "WorkloadEntry vm/vm-2", oracle.Plaintext, true},
+		{"foo/sleep", "legacy.vm.internal", 5432, "", "ServiceEntry vm/legacy endpoints[0] 10.10.0.3", oracle.Plaintext, true},
+		{"foo/sleep", "legacy.vm.internal", 5432, "", "ServiceEntry vm/legacy endpoints[1] 10.10.0.4", oracle.Plaintext, true},
+		{"foo/sleep", "payments.internal", 80, "", "vm/legacy-1", oracle.Plaintext, true},
+	}},
 }
 
 func TestMain(m *testing.M) {

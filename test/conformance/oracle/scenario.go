@@ -255,6 +255,14 @@ func (sc *Scenario) normalize() {
 			p.Status.PodIP = ip
 		}
 		p.Status.PodIPs = []corev1.PodIP{{IP: p.Status.PodIP}}
+		// The API server's defaulting: a container port's protocol is TCP.
+		for i := range p.Spec.Containers {
+			for j := range p.Spec.Containers[i].Ports {
+				if cp := &p.Spec.Containers[i].Ports[j]; cp.Protocol == "" {
+					cp.Protocol = corev1.ProtocolTCP
+				}
+			}
+		}
 		if !Terminated(p) {
 			p.Status.Phase = corev1.PodRunning
 			conds := []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
