@@ -66,30 +66,56 @@ func checkExecutable(raw []byte, p platform) error {
 
 // archiveFile returns the content of the regular file name in a tar.gz.
 func archiveFile(path, name string) ([]byte, error) {
+	var raw []byte
+	found := false
+	err := eachArchiveFile(path, func(h *tar.Header, r io.Reader) (bool, error) {
+		if h.Name != name {
+			return true, nil
+		}
+		var err error
+		raw, err = io.ReadAll(r)
+		found = true
+		return false, err
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case !found:
+		return nil, fmt.Errorf("%s: no file %q", path, name)
+	}
+	return raw, nil
+}
+
+// eachArchiveFile calls fn with every regular file of a tar.gz, in order,
+// until fn returns false or an error.
+func eachArchiveFile(path string, fn func(h *tar.Header, r io.Reader) (bool, error)) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
 	zr, err := gzip.NewReader(f)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	tr := tar.NewReader(zr)
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
-			return nil, fmt.Errorf("%s: no file %q", path, name)
+			return nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return fmt.Errorf("%s: %w", path, err)
 		}
-		if h.Typeflag == tar.TypeReg && h.Name == name {
-			raw, err := io.ReadAll(tr)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %s: %w", path, name, err)
-			}
-			return raw, nil
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		more, err := fn(h, tr)
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", path, h.Name, err)
+		}
+		if !more {
+			return nil
 		}
 	}
 }

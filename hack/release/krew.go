@@ -2,7 +2,6 @@ package main
 
 import (
 	"archive/tar"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -215,27 +214,13 @@ func validateKrewManifest(manifest, dist string, want []platform) error {
 
 // archiveFiles lists the regular files of a tar.gz.
 func archiveFiles(path string) (map[string]bool, error) {
-	f, err := os.Open(path)
+	names := map[string]bool{}
+	err := eachArchiveFile(path, func(h *tar.Header, _ io.Reader) (bool, error) {
+		names[h.Name] = true
+		return true, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	tr := tar.NewReader(zr)
-	names := map[string]bool{}
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return names, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if h.Typeflag == tar.TypeReg {
-			names[h.Name] = true
-		}
-	}
+	return names, nil
 }

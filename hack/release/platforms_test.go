@@ -161,11 +161,7 @@ func TestKrewManifestHasOneWellFormedEntryPerPlatform(t *testing.T) {
 		})
 	}
 
-	tests := []struct {
-		name    string
-		edit    func(t *testing.T, manifest, dist string)
-		wantErr string
-	}{
+	tests := []manifestEdit{
 		{"the windows archive holds a linux binary", func(t *testing.T, _, dist string) {
 			if _, err := writeArchive(filepath.Join(dist, archiveName("tls-check", m.Version, platform{"windows", "amd64"})),
 				built[platform{"linux", "amd64"}]["tls-check"], platform{"linux", "amd64"}, "tls-check.exe", m); err != nil {
@@ -194,19 +190,7 @@ func TestKrewManifestHasOneWellFormedEntryPerPlatform(t *testing.T) {
 			}
 		}, "want an executable for darwin/arm64"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			d, mf := copyDir(t, dist), filepath.Join(t.TempDir(), "tls-check.yaml")
-			if err := os.WriteFile(mf, raw, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			tc.edit(t, mf, d)
-			err := validateKrewManifest(mf, d, allPlatforms)
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("got %v, want an error with %q", err, tc.wantErr)
-			}
-		})
-	}
+	checkManifestEdits(t, tests, raw, dist, allPlatforms)
 
 	t.Run("make dist refuses a binary of another platform", func(t *testing.T) {
 		wrong := map[platform]map[string]string{{"darwin", "arm64"}: built[platform{"windows", "arm64"}]}

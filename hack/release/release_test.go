@@ -524,11 +524,7 @@ func TestKrewManifestMatchesArchives(t *testing.T) {
 		}
 	}
 
-	tests := []struct {
-		name    string
-		edit    func(t *testing.T, manifest, dist string)
-		wantErr string
-	}{
+	tests := []manifestEdit{
 		{"an archive changed after the manifest was written", func(t *testing.T, _, dist string) {
 			appendTo(t, filepath.Join(dist, archiveName("tls-check", m.Version, platform{"linux", "arm64"})), []byte{0})
 		}, "spec.platforms[1] (linux/arm64).sha256"},
@@ -545,19 +541,7 @@ func TestKrewManifestMatchesArchives(t *testing.T) {
 			replaceIn(t, manifest, "kind: Plugin", "kind: Plugin\nextra: 1")
 		}, `unknown field "extra"`},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			d, mf := copyDir(t, dist), filepath.Join(t.TempDir(), "tls-check.yaml")
-			if err := os.WriteFile(mf, raw, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			tc.edit(t, mf, d)
-			err := validateKrewManifest(mf, d, imagePlatforms)
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("got %v, want an error with %q", err, tc.wantErr)
-			}
-		})
-	}
+	checkManifestEdits(t, tests, raw, dist, imagePlatforms)
 }
 
 func appendTo(t *testing.T, path string, b []byte) {
@@ -603,4 +587,31 @@ func copyDir(t *testing.T, src string) string {
 		}
 	}
 	return dst
+}
+
+// manifestEdit spoils a krew manifest or the archives beside it; the
+// validation must then fail with wantErr.
+type manifestEdit struct {
+	name    string
+	edit    func(t *testing.T, manifest, dist string)
+	wantErr string
+}
+
+// checkManifestEdits applies each edit to a copy of the manifest raw and of
+// the archives in dist, and checks that validateKrewManifest refuses it.
+func checkManifestEdits(t *testing.T, tests []manifestEdit, raw []byte, dist string, platforms []platform) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, mf := copyDir(t, dist), filepath.Join(t.TempDir(), "tls-check.yaml")
+			if err := os.WriteFile(mf, raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			tc.edit(t, mf, d)
+			err := validateKrewManifest(mf, d, platforms)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("got %v, want an error with %q", err, tc.wantErr)
+			}
+		})
+	}
 }

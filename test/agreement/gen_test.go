@@ -25,24 +25,8 @@ func TestGeneratedScenariosLoad(t *testing.T) {
 func TestAmbientScenariosMixDataplanes(t *testing.T) {
 	withZtunnel, withCaptured := 0, 0
 	for seed := uint64(0); seed < 50; seed++ {
-		var res load.Result
-		if err := res.Read("seed", bytes.NewReader(GenerateAmbient(seed))); err != nil {
-			t.Fatal(err)
-		}
-		snap, err := load.Snapshot(res.Objects, policy.DefaultMesh())
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := policy.NewState(snap)
-		if err != nil {
-			t.Fatal(err)
-		}
-		groups, err := st.Table(policy.Query{})
-		if err != nil {
-			t.Fatal(err)
-		}
 		z, c := false, false
-		for _, r := range policy.Expand(groups) {
+		for _, r := range engineRows(t, GenerateAmbient(seed)) {
 			z = z || r.View.Ztunnel
 			for _, ep := range r.Endpoints {
 				c = c || ep.Dataplane == policy.DataplaneAmbient
@@ -98,24 +82,8 @@ func TestEntriesScenariosReachEveryKindOfEndpoint(t *testing.T) {
 		if bytes.Contains(raw, []byte(".example.com")) { // the MESH_EXTERNAL entries' hosts
 			kinds["external"]++
 		}
-		var res load.Result
-		if err := res.Read("seed", bytes.NewReader(raw)); err != nil {
-			t.Fatal(err)
-		}
-		snap, err := load.Snapshot(res.Objects, policy.DefaultMesh())
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := policy.NewState(snap)
-		if err != nil {
-			t.Fatal(err)
-		}
-		groups, err := st.Table(policy.Query{})
-		if err != nil {
-			t.Fatal(err)
-		}
 		seen := map[string]bool{}
-		for _, r := range policy.Expand(groups) {
+		for _, r := range engineRows(t, raw) {
 			if !strings.HasSuffix(r.Host, ".internal") {
 				continue
 			}
@@ -141,4 +109,27 @@ func TestEntriesScenariosReachEveryKindOfEndpoint(t *testing.T) {
 			t.Errorf("of 50 serviceentry scenarios, %d have a %s; want more (%v)", kinds[k], k, kinds)
 		}
 	}
+}
+
+// engineRows is the engine's full table, per client view, for a generated
+// scenario.
+func engineRows(t *testing.T, scenario []byte) []policy.ViewRow {
+	t.Helper()
+	var res load.Result
+	if err := res.Read("seed", bytes.NewReader(scenario)); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := load.Snapshot(res.Objects, policy.DefaultMesh())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := policy.NewState(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, err := st.Table(policy.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return policy.Expand(groups)
 }
