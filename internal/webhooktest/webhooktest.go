@@ -6,7 +6,9 @@ package webhooktest
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -60,6 +62,22 @@ func Start(t testing.TB, cfg *rest.Config, o webhook.Options) <-chan error {
 		}
 	})
 	return stopped
+}
+
+// Metrics returns the Prometheus exposition the manager serves on addr
+// (its MetricsBindAddress).
+func Metrics(t testing.TB, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read %s/metrics: %v", addr, err)
+	}
+	return string(b)
 }
 
 // FreeAddr returns a local address nobody listens on.

@@ -226,16 +226,7 @@ func startWebhook(t *testing.T, mutate ...func(*webhook.Options)) *running {
 // metrics returns the Prometheus exposition of the running webhook.
 func (r *running) metrics(t *testing.T) string {
 	t.Helper()
-	resp, err := http.Get("http://" + r.options.MetricsBindAddress + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return webhooktest.Metrics(t, r.options.MetricsBindAddress)
 }
 
 func get(url string) error {

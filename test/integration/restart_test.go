@@ -95,7 +95,7 @@ func TestAPIServerRestartAndWatchExpiry(t *testing.T) {
 		return nil
 	}
 	eventually(t, 30*time.Second, denies)
-	before := metricValues(t, "http://"+o.MetricsBindAddress+"/metrics")
+	before := metricValues(t, o.MetricsBindAddress)
 
 	// Watch /readyz through the restart.
 	var unreadySeen time.Duration
@@ -134,7 +134,7 @@ func TestAPIServerRestartAndWatchExpiry(t *testing.T) {
 	// Back: every informer has listed again and the store is current.
 	var after map[string]float64
 	eventually(t, 60*time.Second, func() error {
-		after = metricValues(t, "http://"+o.MetricsBindAddress+"/metrics")
+		after = metricValues(t, o.MetricsBindAddress)
 		if after["mtlsguard_cache_stale_seconds_count"] <= before["mtlsguard_cache_stale_seconds_count"] {
 			return fmt.Errorf("no stale period recorded yet (%v)", after)
 		}
@@ -180,21 +180,12 @@ func restartClient(t *testing.T, c *rest.Config) client.Client {
 	return cl
 }
 
-// metricValues reads the mtlsguard_cache_* series of a /metrics page,
-// each by its name and labels, and summed by name.
-func metricValues(t *testing.T, url string) map[string]float64 {
+// metricValues reads the mtlsguard_cache_* series of the metrics served on
+// addr, each by its name and labels, and summed by name.
+func metricValues(t *testing.T, addr string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]float64{}
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(webhooktest.Metrics(t, addr), "\n") {
 		if !strings.HasPrefix(line, "mtlsguard_cache_") {
 			continue
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -166,7 +165,7 @@ func TestSustainedLoad(t *testing.T) {
 		percentile(checked, 0.50).Round(100*time.Microsecond), percentile(checked, 0.99).Round(100*time.Microsecond)))
 	t.Logf("%d clients for %v: %d writes (%.0f/s), %d errors, %d warnings\n%s",
 		*clients, elapsed, total, float64(total)/elapsed.Seconds(), len(results.errors), results.warnings, strings.Join(lines, "\n"))
-	t.Logf("the webhook's own view:\n%s", webhookLatency(t, "http://"+o.MetricsBindAddress+"/metrics"))
+	t.Logf("the webhook's own view:\n%s", webhookLatency(t, o.MetricsBindAddress))
 	if len(results.errors) > 0 || results.warnings > 0 {
 		t.Errorf("%d unexpected answers, the first: %q", len(results.errors), results.errors[:min(len(results.errors), 20)])
 	}
@@ -334,21 +333,13 @@ func waitReady(t *testing.T, url string) {
 	}
 }
 
-// webhookLatency reads the webhook's metrics: the mean time to decide and
-// to answer an admission request, and how many it answered.
-func webhookLatency(t *testing.T, url string) string {
+// webhookLatency reads the metrics the webhook serves on addr: the mean
+// time to decide and to answer an admission request, and how many it
+// answered.
+func webhookLatency(t *testing.T, addr string) string {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	sums := map[string]float64{}
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(webhooktest.Metrics(t, addr), "\n") {
 		name, value, ok := strings.Cut(line, " ")
 		if !ok || strings.HasPrefix(line, "#") {
 			continue
