@@ -73,7 +73,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "integration: Istio CRDs: %v\n", err)
 		return 1
 	}
-	reports, err := reportCRDs()
+	reports, err := testcrds.Reports(repoRoot, filepath.Join(repoRoot, "test", "integration", "testdata", "wgpolicyk8s.io_policyreports.yaml"))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "integration: report CRDs: %v\n", err)
 		return 1
