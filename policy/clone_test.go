@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 	networkingapi "istio.io/api/networking/v1alpha3"
 	securityapi "istio.io/api/security/v1beta1"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -95,7 +97,10 @@ func randomObject(r *rand.Rand) runtime.Object {
 		}
 		return p
 	case 3:
-		if r.IntN(2) == 0 {
+		switch r.IntN(4) {
+		case 0:
+			return pa("istio-system", "default", modes[r.IntN(4)]) // the mesh's
+		case 1, 2:
 			return pa(ns, "default", modes[r.IntN(4)])
 		}
 		return pa(ns, app, modes[r.IntN(4)], paSelector(map[string]string{"app": app}), paPort(8080, modes[r.IntN(4)]))
@@ -129,10 +134,11 @@ func key(o runtime.Object) string {
 }
 
 // TestClonedStatesStayIndependent applies random events one by one, each
-// to a Clone of the previous state, and checks that every state reads
-// exactly like a state built from scratch from its objects, and that no
-// later event changes an earlier state: what lets decisions read a state
-// while the cache moves on.
+// to a Clone of the previous state, and checks that every state reads and
+// decides exactly like a state built from scratch from its objects, and
+// that no later event changes an earlier state: what lets decisions read a
+// state while the cache moves on, and services keep their servers from one
+// decision to the next (servers.go).
 func TestClonedStatesStayIndependent(t *testing.T) {
 	for seed := uint64(1); seed <= 12; seed++ {
 		checkIncremental(t, rand.New(rand.NewPCG(seed, 7)), 60)
@@ -159,8 +165,10 @@ func checkIncremental(t *testing.T, r *rand.Rand, steps int) {
 	live := map[string]runtime.Object{}
 	st := mustState(t, Snapshot{})
 	type version struct {
-		st    *State
-		table string
+		st      *State
+		table   string
+		change  Change
+		decided string
 	}
 	var versions []version
 	var events []string
@@ -195,14 +203,58 @@ func checkIncremental(t *testing.T, r *rand.Rand, steps int) {
 		if next.totalZtunnelViews != fresh.totalZtunnelViews {
 			t.Fatalf("after %v: %d ztunnel views counted, want %d", events, next.totalZtunnelViews, fresh.totalZtunnelViews)
 		}
-		versions = append(versions, version{next, got})
+		// Decided twice: the second reads the servers the first kept.
+		ch := randomChange(r, live)
+		gotDecided, wantDecided := decided(t, next, ch), decided(t, fresh, ch)
+		if again := decided(t, next, ch); gotDecided != wantDecided || again != wantDecided {
+			t.Fatalf("after %v: %s decides differently on the incremental state\n--- incremental\n%s\n--- again\n%s\n--- fresh\n%s", events, describeChange(ch.Old, ch.New), gotDecided, again, wantDecided)
+		}
+		versions = append(versions, version{st: next, table: got, change: ch, decided: gotDecided})
 		st = next
 	}
 	for i, v := range versions {
 		if got := render(t, v.st); got != v.table {
 			t.Fatalf("after %v: version %d changed after later events", events, i)
 		}
+		if got := decided(t, v.st, v.change); got != v.decided {
+			t.Fatalf("after %v: version %d decides %s differently after later events and decisions\n--- now\n%s\n--- then\n%s", events, i, describeChange(v.change.Old, v.change.New), got, v.decided)
+		}
 	}
+}
+
+// randomChange is a write of a PeerAuthentication or DestinationRule of the
+// small universe: a create, an update of the live object or its delete.
+func randomChange(r *rand.Rand, live map[string]runtime.Object) Change {
+	for {
+		o := randomObject(r)
+		switch o.(type) {
+		case *securityv1.PeerAuthentication, *networkingv1.DestinationRule:
+		default:
+			continue
+		}
+		old := live[key(o)]
+		if old != nil && r.IntN(4) == 0 {
+			return Change{Old: old}
+		}
+		return Change{Old: old, New: o}
+	}
+}
+
+// decided renders a decision cell by cell, to compare two decisions.
+func decided(t *testing.T, st *State, ch Change) string {
+	t.Helper()
+	d, err := st.Decide(context.Background(), ch)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	var lines []string
+	for name, groups := range map[string][]Group{"new": d.New, "resolved": d.Resolved} {
+		for c, row := range decisionCells(t, groups) {
+			lines = append(lines, fmt.Sprintf("%s %s %s", name, c, strings.Join(row.Columns(), " ")))
+		}
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
 }
 
 // randomServiceEntry is a ServiceEntry of the small universe: internal or

@@ -3,6 +3,7 @@ package policy
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -112,6 +113,9 @@ type service struct {
 	// entry is the ServiceEntry the service comes from; nil for a
 	// Kubernetes Service.
 	entry *serviceEntry
+	// servers caches the members' server policies (servers.go); nil for
+	// services that keep none. A changed copy of a service needs its own.
+	servers *serverCache
 }
 
 type servicePort struct {
@@ -147,6 +151,7 @@ func newService(s *corev1.Service, domain string) *service {
 		labels:    s.Labels,
 		selector:  newSelector(s.Spec.Selector),
 		headless:  s.Spec.ClusterIP == corev1.ClusterIPNone,
+		servers:   &serverCache{},
 	}
 	for _, p := range s.Spec.Ports {
 		if p.Protocol == corev1.ProtocolUDP || p.Protocol == corev1.ProtocolSCTP {
@@ -157,7 +162,8 @@ func newService(s *corev1.Service, domain string) *service {
 	return out
 }
 
-// peerAuth is a PeerAuthentication reduced to what decides a server mode.
+// peerAuth is a PeerAuthentication reduced to what decides a server mode;
+// equal compares it field by field, so a new field goes there too.
 type peerAuth struct {
 	namespace, name string
 	created         time.Time
@@ -168,6 +174,13 @@ type peerAuth struct {
 }
 
 func (p *peerAuth) ref() string { return p.name + "/" + p.namespace }
+
+// equal reports whether p and q decide every server alike.
+func (p *peerAuth) equal(q *peerAuth) bool {
+	return p.namespace == q.namespace && p.name == q.name && p.created.Equal(q.created) &&
+		slices.Equal(p.selector, q.selector) && p.selectorSet == q.selectorSet &&
+		p.mode == q.mode && maps.Equal(p.portModes, q.portModes)
+}
 
 func newPeerAuth(pa *securityv1.PeerAuthentication) (*peerAuth, error) {
 	out := &peerAuth{

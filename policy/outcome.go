@@ -45,6 +45,10 @@ type serviceEval struct {
 	// env e; sameServers when the change leaves PeerAuthentications alone.
 	modes       [2][][]serverPolicy
 	sameServers bool
+	// summaries[e] are the servers of env e from the service's cache, once
+	// summaryTried[e]; nil when env e's servers are not the State's.
+	summaries    [2]*serverSummary
+	summaryTried [2]bool
 	// portTargets[pi] are the members' target ports on port pi (noTarget for
 	// none): every verdict of the port reads them.
 	portTargets [][]int32
@@ -52,7 +56,8 @@ type serviceEval struct {
 	modeBuf     []serverPolicy
 	// chains[e] resolves the service namespace's PeerAuthentications in
 	// env e; workloads[e] are the members' own policies.
-	chains                [2]*paChain
+	chains                [2]paChain
+	chainSet              [2]bool
 	workloads             [2][]*peerAuth
 	subsets               []string
 	nsAmbient             bool // the service's namespace is labelled ambient
@@ -131,6 +136,7 @@ func newServiceEval(st *State, before, after *env, sc scope, max int) *serviceEv
 func (ev *serviceEval) reset(svc *service) {
 	ev.svc = svc
 	ev.nsAmbient = ev.envs[0].namespaceAmbient(svc.namespace)
+	ev.summaries, ev.summaryTried = [2]*serverSummary{}, [2]bool{}
 	ev.exceptCopy = nil
 	ev.memo = ev.memo[:0]
 	if ev.memoIndexed {
@@ -150,7 +156,7 @@ func (ev *serviceEval) reset(svc *service) {
 	ev.pendingResolved.reset()
 	for e := range ev.modes {
 		ev.modes[e] = ev.modes[e][:0]
-		ev.chains[e] = nil
+		ev.chainSet[e] = false
 		ev.workloads[e] = ev.workloads[e][:0]
 	}
 }
@@ -160,16 +166,24 @@ func (ev *serviceEval) chain(e int) paChain {
 	if ev.sameServers {
 		e = 0
 	}
-	if ev.chains[e] == nil {
-		c := ev.envs[e].chain(ev.svc.namespace)
-		ev.chains[e] = &c
+	if !ev.chainSet[e] {
+		ev.chains[e], ev.chainSet[e] = ev.envs[e].chain(ev.svc.namespace), true
 	}
-	return *ev.chains[e]
+	return ev.chains[e]
 }
 
 // serverModes returns the server policies of the members on port pi in
-// env e, computing them on first use.
+// env e.
 func (ev *serviceEval) serverModes(e, pi int) []serverPolicy {
+	if s := ev.summary(e); s != nil {
+		return s.modes[pi]
+	}
+	return ev.computeServerModes(e, pi)
+}
+
+// computeServerModes is serverModes without the service's cache, computed
+// on first use in the decision's scratch space.
+func (ev *serviceEval) computeServerModes(e, pi int) []serverPolicy {
 	if ev.sameServers {
 		e = 0
 	}
@@ -181,7 +195,11 @@ func (ev *serviceEval) serverModes(e, pi int) []serverPolicy {
 	}
 	chain := ev.chain(e)
 	if len(ev.workloads[e]) == 0 {
-		if other := ev.workloads[1-e]; len(other) > 0 && samePeerAuths(chain.pas, ev.chain(1-e).pas) {
+		other := ev.workloads[1-e]
+		if s := ev.summaries[1-e]; len(other) == 0 && s != nil {
+			other = s.workloads
+		}
+		if len(other) > 0 && samePeerAuths(chain.pas, ev.chain(1-e).pas) {
 			// A write elsewhere (the mesh policy) leaves the workloads'
 			// own policies as they were.
 			ev.workloads[e] = append(ev.workloads[e], other...)
@@ -210,6 +228,17 @@ func (ev *serviceEval) serverModes(e, pi int) []serverPolicy {
 
 // targetPorts returns the members' target ports on port pi.
 func (ev *serviceEval) targetPorts(pi int) []int32 {
+	for _, s := range ev.summaries {
+		if s != nil {
+			return s.targets[pi]
+		}
+	}
+	return ev.computeTargetPorts(pi)
+}
+
+// computeTargetPorts is targetPorts computed in the decision's scratch
+// space.
+func (ev *serviceEval) computeTargetPorts(pi int) []int32 {
 	for len(ev.portTargets) <= pi {
 		ev.portTargets = append(ev.portTargets, nil)
 	}
@@ -246,6 +275,15 @@ func (ev *serviceEval) failing(e, pi int, subset string, dr *mergedRule) bitset 
 	if f, ok := ev.memoized(memoKey{e, pi, subset, dr}); ok {
 		return f
 	}
+	s := ev.summary(e)
+	if s != nil && ev.envs[e].lasting(dr) {
+		if f, ok := s.verdict(pi, subset, dr); ok {
+			ev.memoize(memoKey{e, pi, subset, dr}, f)
+			return f
+		}
+	} else {
+		s = nil
+	}
 	out := ev.newBitset()
 	c := ev.envs[e].clusterWith(ev.chain(e), ev.svc, ev.svc.ports[pi], subset, dr)
 	c.modes, c.targets = ev.serverModes(e, pi), ev.targetPorts(pi)
@@ -256,6 +294,9 @@ func (ev *serviceEval) failing(e, pi int, subset string, dr *mergedRule) bitset 
 		}
 	})
 	ev.memoize(memoKey{e, pi, subset, dr}, out)
+	if s != nil {
+		s.remember(pi, subset, dr, out)
+	}
 	return out
 }
 

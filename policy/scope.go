@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
@@ -70,7 +71,14 @@ func (s *State) envs(ch Change) (before, after *env, sc scope, err error) {
 		if n := s.ns(ns); n != nil {
 			base = n.pas
 		}
-		before = s.withPeerAuths(ns, appendPA(withoutPeerAuth(base, name), old))
+		if holds(base, name, old) {
+			// The usual update: the cache holds what the write replaces.
+			// The State's own servers then stand for "before", and its
+			// services' cached ones with them (servers.go).
+			before = &env{st: s}
+		} else {
+			before = s.withPeerAuths(ns, appendPA(withoutPeerAuth(base, name), old))
+		}
 		after = s.withPeerAuths(ns, appendPA(withoutPeerAuth(base, name), upd))
 		sc = scope{kind: kindPeerAuthentication}
 		meshWide := false
@@ -176,6 +184,16 @@ func appendDR(l []*destRule, d *destRule) []*destRule {
 		return l
 	}
 	return append(l, d)
+}
+
+// holds reports whether pas, a namespace's policies, hold p as policy name,
+// or none of that name when p is nil.
+func holds(pas []*peerAuth, name string, p *peerAuth) bool {
+	i := slices.IndexFunc(pas, func(q *peerAuth) bool { return q.name == name })
+	if i < 0 || p == nil {
+		return i < 0 && p == nil
+	}
+	return pas[i].equal(p)
 }
 
 func appendPA(l []*peerAuth, p *peerAuth) []*peerAuth {

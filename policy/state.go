@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
@@ -62,11 +63,19 @@ type State struct {
 	// entryIdx indexes ServiceEntry services and Sidecars (serviceentry.go);
 	// nil when there are none. Replaced, never changed.
 	entryIdx *entryHosts
+	// versions numbers the namespaces and mesh settings of this State and
+	// of every Clone of it, so that a cache kept across States
+	// (servers.go) tells them apart; meshVersion is the mesh settings'.
+	versions    *atomic.Uint64
+	meshVersion uint64
 }
 
 // namespace is never changed once a State that holds it is shared: an
 // event replaces it with a changed copy (see State.edit).
 type namespace struct {
+	// version is unique among the namespaces of a State and its Clones:
+	// a changed copy has a new one.
+	version   uint64
 	name      string
 	labels    map[string]string
 	pods      pmap[*pod]
@@ -94,7 +103,9 @@ func NewState(s Snapshot) (*State, error) {
 		drWildcards:     map[string]map[string]int{},
 		drNamespaceWide: map[string]map[string]int{},
 		exportNamed:     map[string]map[string]int{},
+		versions:        new(atomic.Uint64),
 	}
+	st.meshVersion = st.versions.Add(1)
 	if st.mesh.RootNamespace == "" || st.mesh.ClusterDomain == "" {
 		d := DefaultMesh()
 		if st.mesh.RootNamespace == "" {
@@ -154,6 +165,7 @@ func NewState(s Snapshot) (*State, error) {
 	nss := map[string]*namespace{}
 	for name, b := range all {
 		n := b.n
+		n.version = st.versions.Add(1)
 		n.pods = pmapOf(b.pods)
 		for _, o := range byNamespace[name] {
 			if old := n.services[o.Name]; old != nil {
@@ -217,6 +229,7 @@ func (s *State) edit(name string) *namespace {
 	} else {
 		n = &namespace{name: name, pods: newPmap[*pod](), services: map[string]*service{}}
 	}
+	n.version = s.versions.Add(1)
 	s.namespaces = s.namespaces.set(name, n)
 	return n
 }
@@ -470,6 +483,7 @@ func (s *State) setMesh(m Mesh) error {
 		return fmt.Errorf("policy: changing the cluster domain from %q to %q needs a new State", s.mesh.ClusterDomain, m.ClusterDomain)
 	}
 	s.mesh = m
+	s.meshVersion = s.versions.Add(1)
 	var withRules []string
 	s.namespaces.each(func(name string, n *namespace) bool {
 		if len(n.drs) > 0 {
@@ -515,6 +529,7 @@ func (s *State) podChanged(n *namespace, old, upd *pod) {
 			continue
 		}
 		c := *svc
+		c.servers = &serverCache{}
 		if is {
 			c.members = withMember(svc.members, old, upd)
 		} else {

@@ -41,6 +41,9 @@ func startMtlsguard(t *testing.T, bin, kubeconfig string, c *certs, work string)
 		"--webhook-port", strconv.Itoa(m.webhookPort),
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", m.healthPort),
 		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", m.metricPort),
+		// Outside a cluster the Lease's namespace must be named; the audit
+		// runs in the leader, as in a deployment.
+		"--leader-election-namespace", "default",
 	)
 	m.cmd.Stdout, m.cmd.Stderr = logFile, logFile
 	if err := m.cmd.Start(); err != nil {
