@@ -91,6 +91,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (manager.Manager, err
 		WebhookServer:          newServer(o, drain),
 		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress, TLSOpts: tlsOpts},
 		HealthProbeBindAddress: o.HealthProbeBindAddress,
+		PprofBindAddress:       o.PprofBindAddress,
 		// Every replica answers admission requests from its own cache; the
 		// leader alone runs the audit (reports, events).
 		LeaderElection:                o.Audit.LeaderElect,

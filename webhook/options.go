@@ -81,6 +81,10 @@ type Options struct {
 	// MetricsBindAddress serves Prometheus /metrics over HTTP. Defaults to
 	// ":8080"; "0" turns it off.
 	MetricsBindAddress string
+	// PprofBindAddress serves Go's /debug/pprof profiles over HTTP, to find
+	// where a slow decision spends its time. Off ("" or "0") by default:
+	// profiles show the cluster's names.
+	PprofBindAddress string
 	// DefaultMode is the mode of namespaces without a valid ModeLabel:
 	// Enforce or Audit. Defaults to Enforce.
 	DefaultMode Mode
@@ -157,6 +161,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "directory with the serving certificate tls.crt and key tls.key; reloaded when the files change (default: <temp-dir>/k8s-webhook-server/serving-certs)")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, `address of /healthz and /readyz (ready once every informer has synced); "0" disables`)
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, `address of the Prometheus /metrics endpoint (HTTP); "0" disables`)
+	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", o.PprofBindAddress, `address of Go's /debug/pprof profiles (HTTP, unauthenticated: bind it to 127.0.0.1 and port-forward); "" or "0" disables`)
 	fs.Var(&enumFlag[Mode]{&o.DefaultMode, []Mode{Enforce, Audit}}, "default-mode", "what to do with a write that creates new mTLS conflicts: enforce (deny) or audit (admit with warnings); the namespace label "+ModeLabel+" (enforce, audit, off) overrides it")
 	fs.Var(&enumFlag[Unsynced]{&o.Unsynced, []Unsynced{UnsyncedAllow, UnsyncedDeny}}, "unsynced", "answer to requests that arrive before the cache has synced: allow (unchecked, with a warning) or deny (503)")
 	fs.Var((*positiveDuration)(&o.DecisionTimeout), "decision-timeout", "time to answer a request; a decision not finished by then is answered by --on-timeout (keep below the webhook's timeoutSeconds)")

@@ -44,6 +44,7 @@ var (
 	readyFlag   = flag.Duration("ready-timeout", 15*time.Minute, "longest wait for mtlsguard's /readyz")
 	tcRSSFlag   = flag.Int64("tls-check-max-rss", 4096, "MiB: tls-check is killed (and reported so) above this resident set")
 	tcTimeFlag  = flag.Duration("tls-check-timeout", 5*time.Minute, "tls-check is killed (and reported so) after this long")
+	profileFlag = flag.String("cpu-profile", "", "write a CPU profile of mtlsguard during the first mtlsguard block's mesh-wide writes to this file")
 )
 
 func TestBenchE2E(t *testing.T) {
@@ -77,7 +78,8 @@ func TestBenchE2E(t *testing.T) {
 	c := newCerts(t, work)
 	noop := startNoop(t, c)
 	start := time.Now()
-	mg := startMtlsguard(t, bin, cp.kubeconfig, c, work)
+	r.memLimit = shippedMemoryLimit(t, root)
+	mg := startMtlsguard(t, bin, cp.kubeconfig, c, work, r.memLimit)
 	var err error
 	if r.ready, err = mg.waitReady(ctx, start, *readyFlag); err != nil {
 		t.Fatal(err)
@@ -163,6 +165,8 @@ type blockRunner struct {
 	mg    *mtlsguard
 	noop  *arm
 	r     *report
+	// profiled: the CPU profile (-cpu-profile) was started.
+	profiled bool
 }
 
 // warmup pairs open connections and fill caches before a block's timing.
@@ -205,6 +209,15 @@ func (b *blockRunner) run(ctx context.Context, block int, a *arm) {
 		}
 	}
 
+	if *profileFlag != "" && a.name == "mtlsguard" && !b.profiled {
+		b.profiled = true
+		wait := b.mg.profile(30*time.Second, *profileFlag)
+		defer func() {
+			if err := wait(); err != nil {
+				b.r.errors = append(b.r.errors, err.Error())
+			}
+		}()
+	}
 	stop := background(ctx, b.istio, b.shape, a.name, fmt.Sprint(block), *bgFlag)
 	var mesh []write
 	for _, st := range meshSteps(b.istio) {

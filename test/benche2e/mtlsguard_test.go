@@ -3,7 +3,9 @@ package benche2e
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +16,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
 )
 
 // mtlsguard is bin/mtlsguard running against the control plane.
@@ -22,14 +28,16 @@ type mtlsguard struct {
 	log                    string
 	webhookPort            int
 	healthPort, metricPort int
+	pprofPort              int
 	exited                 chan struct{}
 }
 
 // startMtlsguard starts bin/mtlsguard as cluster-admin with the harness's
-// serving certificate on free local ports.
-func startMtlsguard(t *testing.T, bin, kubeconfig string, c *certs, work string) *mtlsguard {
+// serving certificate on free local ports, and with GOMEMLIMIT at the
+// memory limit the manifests ship, as their Deployment sets it.
+func startMtlsguard(t *testing.T, bin, kubeconfig string, c *certs, work string, memLimit int64) *mtlsguard {
 	t.Helper()
-	m := &mtlsguard{webhookPort: freePort(t), healthPort: freePort(t), metricPort: freePort(t), log: filepath.Join(work, "mtlsguard.log"), exited: make(chan struct{})}
+	m := &mtlsguard{webhookPort: freePort(t), healthPort: freePort(t), metricPort: freePort(t), pprofPort: freePort(t), log: filepath.Join(work, "mtlsguard.log"), exited: make(chan struct{})}
 	logFile, err := os.Create(m.log)
 	if err != nil {
 		t.Fatal(err)
@@ -41,10 +49,12 @@ func startMtlsguard(t *testing.T, bin, kubeconfig string, c *certs, work string)
 		"--webhook-port", strconv.Itoa(m.webhookPort),
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", m.healthPort),
 		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", m.metricPort),
+		"--pprof-bind-address", fmt.Sprintf("127.0.0.1:%d", m.pprofPort),
 		// Outside a cluster the Lease's namespace must be named; the audit
 		// runs in the leader, as in a deployment.
 		"--leader-election-namespace", "default",
 	)
+	m.cmd.Env = append(os.Environ(), fmt.Sprintf("GOMEMLIMIT=%d", memLimit))
 	m.cmd.Stdout, m.cmd.Stderr = logFile, logFile
 	if err := m.cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", m.cmd.Path, err)
@@ -215,4 +225,48 @@ func (m *mtlsguard) quiesce(ctx context.Context, limit time.Duration) (time.Dura
 		prev = now
 	}
 	return time.Since(start), fmt.Errorf("mtlsguard still busy after %s", limit)
+}
+
+// profile starts a CPU profile of mtlsguard for d and returns a function
+// that waits for it and writes it to path.
+func (m *mtlsguard) profile(d time.Duration, path string) (wait func() error) {
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", m.pprofPort, int(d.Seconds())))
+		if err != nil {
+			done <- fmt.Errorf("profiling mtlsguard: %w", err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(path)
+		if err != nil {
+			done <- err
+			return
+		}
+		_, err = io.Copy(f, resp.Body)
+		done <- errors.Join(err, f.Close())
+	}()
+	return func() error { return <-done }
+}
+
+// shippedMemoryLimit is limits.memory of the mtlsguard container in
+// manifests/base/deployment.yaml, in bytes.
+func shippedMemoryLimit(t *testing.T, root string) int64 {
+	t.Helper()
+	path := filepath.Join(root, "manifests", "base", "deployment.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d appsv1.Deployment
+	if err := yaml.Unmarshal(data, &d); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
+			return q.Value()
+		}
+	}
+	t.Fatalf("%s: no container sets limits.memory", path)
+	return 0
 }

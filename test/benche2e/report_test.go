@@ -20,6 +20,7 @@ type report struct {
 	load             loadTimes
 	ready            time.Duration
 	memReady, memEnd memory
+	memLimit         int64         // bytes: the shipped limits.memory, mtlsguard's GOMEMLIMIT
 	timeout          time.Duration // the webhook's timeoutSeconds
 	pairs            []write       // service-host creates and deletes, both arms
 	mesh             []write       // mesh-wide writes and their undos, both arms
@@ -142,9 +143,9 @@ func (r *report) markdown(audit map[string]map[string]string) string {
 	p("Before each block the harness waited for mtlsguard to go idle (under 5%% CPU for a second): up to %s; before each mtlsguard block, for its answers to match the restored mesh (dry-run service-host rules admitted): up to %s.",
 		dur(pct(r.quiet, 100)), dur(pct(r.caughtUp, 100)))
 	p("")
-	p("| ready after start (caches synced) | RSS when ready | peak RSS until ready | RSS at end | peak RSS (VmHWM) |")
-	p("|---:|---:|---:|---:|---:|")
-	p("| %s | %s | %s | %s | %s |", dur(r.ready), mib(r.memReady.rss), mib(r.memReady.peak), mib(r.memEnd.rss), mib(r.memEnd.peak))
+	p("| ready after start (caches synced) | RSS when ready | peak RSS until ready | RSS at end | peak RSS (VmHWM) | shipped limit (GOMEMLIMIT) |")
+	p("|---:|---:|---:|---:|---:|---:|")
+	p("| %s | %s | %s | %s | %s | %s |", dur(r.ready), mib(r.memReady.rss), mib(r.memReady.peak), mib(r.memEnd.rss), mib(r.memEnd.peak), mib(r.memLimit))
 	p("")
 	if len(r.decisions) > 0 {
 		var parts []string

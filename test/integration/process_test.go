@@ -3,10 +3,13 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -178,4 +181,20 @@ func withFailurePolicy(t *testing.T, policy admissionregistrationv1.FailurePolic
 	// The admission plugin reads configurations through an informer.
 	t.Cleanup(func() { set(*orig.FailurePolicy, *orig.TimeoutSeconds); time.Sleep(500 * time.Millisecond) })
 	time.Sleep(500 * time.Millisecond)
+}
+
+// TestProfilesWhenAsked: --pprof-bind-address serves Go's profiles of the
+// running process, to find where a slow decision spends its time.
+func TestProfilesWhenAsked(t *testing.T) {
+	addr := webhooktest.FreeAddr(t)
+	startProcess(t, "--pprof-bind-address="+addr)
+	resp, err := http.Get("http://" + addr + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatalf("--pprof-bind-address=%s: %v", addr, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "--pprof-bind-address") {
+		t.Fatalf("/debug/pprof/cmdline: %s %q, want 200 and mtlsguard's command line", resp.Status, body)
+	}
 }
