@@ -41,6 +41,9 @@ type Auditor struct {
 	log      logr.Logger
 	// interval is the least time between two recomputations.
 	interval time.Duration
+	// fullPace times the last whole-table recomputation is the least time
+	// from its start to the next one's (fullPacing).
+	fullPace int
 
 	mu    sync.Mutex
 	dirty dirtySet
@@ -93,6 +96,7 @@ func New(src Source, c Config) (*Auditor, error) {
 		recorder: c.Recorder,
 		log:      logf.Log.WithName("mtlsguard").WithName("audit"),
 		interval: time.Second,
+		fullPace: 4,
 		wake:     make(chan struct{}, 1),
 		dirty:    dirtySet{full: true, namespaces: map[string]bool{}},
 		table:    map[string][]finding{},
@@ -181,6 +185,7 @@ func (a *Auditor) Start(ctx context.Context) error {
 	}
 	a.mark(scope{full: true})
 	var last time.Time
+	var pace fullPacing
 	for {
 		select {
 		case <-ctx.Done():
@@ -190,7 +195,11 @@ func (a *Auditor) Start(ctx context.Context) error {
 			return nil
 		case <-a.wake:
 		}
-		if wait := a.interval - time.Since(last); wait > 0 {
+		wait := a.interval - time.Since(last)
+		if a.fullPending() {
+			wait = max(wait, pace.wait(a.fullPace))
+		}
+		if wait > 0 {
 			select {
 			case <-ctx.Done():
 				return nil
@@ -198,11 +207,37 @@ func (a *Auditor) Start(ctx context.Context) error {
 			}
 		}
 		last = time.Now()
-		if err := a.run(ctx, a.take()); err != nil {
+		d := a.take()
+		err := a.run(ctx, d)
+		if d.full {
+			pace = fullPacing{start: last, took: time.Since(last)}
+		}
+		if err != nil {
 			a.log.Error(err, "audit failed; retrying")
 			a.retryLater(5 * time.Second)
 		}
 	}
+}
+
+// fullPacing spaces whole-table recomputations by their own cost. On a
+// cluster where the table takes seconds, every mesh-wide write asked for
+// one, and back-to-back writes kept a CPU busy with them while the same
+// CPU was answering admissions; paced, the audit spends at most 1/pace of
+// a CPU on them, and the writes in between are covered by the next one. Namespace recomputations are cheap and stay at interval.
+type fullPacing struct {
+	start time.Time
+	took  time.Duration
+}
+
+// wait is how long the next whole-table recomputation must still wait.
+func (p fullPacing) wait(pace int) time.Duration {
+	return time.Duration(pace)*p.took - time.Since(p.start)
+}
+
+func (a *Auditor) fullPending() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.dirty.full
 }
 
 func (a *Auditor) retryLater(d time.Duration) {

@@ -2,10 +2,12 @@ package audit
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	securityapi "istio.io/api/security/v1beta1"
 	"k8s.io/client-go/tools/events"
 )
 
@@ -64,6 +66,38 @@ func TestPodEventsAnnounceConflicts(t *testing.T) {
 	src.remove(t, plain)
 	if e := nextEvent(t, rec); e != "Normal MTLSConflictResolved httpbin.default.svc.cluster.local:8000: the mTLS conflict is resolved" {
 		t.Errorf("event %q", e)
+	}
+}
+
+// TestWholeTableRecomputationsArePacedByTheirCost proves that mesh-wide
+// writes in a row do not keep a CPU busy recomputing the whole table: the
+// next recomputation starts fullPace times the last one's duration after
+// it, and still covers every write made meanwhile.
+func TestWholeTableRecomputationsArePacedByTheirCost(t *testing.T) {
+	src := newSource(t)
+	src.slow = 100 * time.Millisecond
+	a := newAuditor(t, src, nil)
+	a.interval = 10 * time.Millisecond
+	src.apply(t, deepDive()...)
+	start(t, a)
+	time.Sleep(300 * time.Millisecond) // the first, full recomputation
+	modes := []securityapi.PeerAuthentication_MutualTLS_Mode{securityapi.PeerAuthentication_MutualTLS_PERMISSIVE, securityapi.PeerAuthentication_MutualTLS_STRICT}
+	for i := range 6 {
+		src.apply(t, peerAuth("istio-system", "default", modes[i%2]))
+		time.Sleep(50 * time.Millisecond)
+	}
+	const pace = 4 // New's
+	time.Sleep((pace + 1) * src.slow)
+	src.mu.Lock()
+	viewed := slices.Clone(src.viewed)
+	src.mu.Unlock()
+	if len(viewed) < 2 {
+		t.Fatalf("%d recomputations, want the first and at least one for the writes", len(viewed))
+	}
+	for i := 1; i < len(viewed); i++ {
+		if gap := viewed[i].Sub(viewed[i-1]); gap < pace*src.slow {
+			t.Errorf("recomputation %d started %v after the one before, which took %v: want at least %d times that", i, gap, src.slow, pace)
+		}
 	}
 }
 

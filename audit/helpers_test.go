@@ -27,6 +27,9 @@ type source struct {
 	st      *policy.State
 	observe func(runtime.Object, bool)
 	views   int
+	// slow, if set, is how long a View takes; viewed are their starts.
+	slow   time.Duration
+	viewed []time.Time
 }
 
 func newSource(t *testing.T) *source {
@@ -42,6 +45,8 @@ func (s *source) View(fn func(*policy.State) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	s.views++
+	s.viewed = append(s.viewed, time.Now())
+	time.Sleep(s.slow)
 	return fn(s.st)
 }
 
