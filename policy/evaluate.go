@@ -55,10 +55,10 @@ func (s *State) specialNamespaces(svc *service, extra []string, out map[string]b
 	}
 	clear(out)
 	out[svc.namespace], out[s.mesh.RootNamespace] = true, true
-	for ns := range s.drHosts[svc.host] {
+	for ns := range s.drHosts.of(svc.host) {
 		out[ns] = true
 	}
-	for ns := range s.drNamespaceWide[svc.namespace] {
+	for ns := range s.drNamespaceWide.of(svc.namespace) {
 		out[ns] = true
 	}
 	for w, namespaces := range s.drWildcards {
@@ -68,10 +68,10 @@ func (s *State) specialNamespaces(svc *service, extra []string, out map[string]b
 			}
 		}
 	}
-	for ns := range s.exportNamed[svc.namespace] {
+	for ns := range s.exportNamed.of(svc.namespace) {
 		out[ns] = true
 	}
-	for ns := range s.exportNamed[s.mesh.RootNamespace] {
+	for ns := range s.exportNamed.of(s.mesh.RootNamespace) {
 		out[ns] = true
 	}
 	for _, ns := range extra {

@@ -47,15 +47,14 @@ type State struct {
 	// a lookup. Namespace-wide wildcards ("*.<ns>.svc.<domain>") are kept
 	// apart in drNamespaceWide, keyed by the namespace they cover, so that a
 	// lookup does not scan them.
-	drHosts         map[string]map[string]int
-	drWildcards     map[string]map[string]int
-	drNamespaceWide map[string]map[string]int
+	// Like the rest of the State they are never changed, only replaced: a
+	// rule event replaces the counts of its host, not all of them.
+	drHosts         counts
+	drWildcards     map[string]map[string]int // few: copied whole on a change
+	drNamespaceWide counts
 	// exportNamed counts, per namespace, the namespaces its rules name in
 	// exportTo.
-	exportNamed map[string]map[string]int
-	// drShared is set on a Clone: the four maps above belong to another
-	// State too and are copied before the first write.
-	drShared bool
+	exportNamed counts
 	// totalViews counts the client views of every namespace;
 	// totalZtunnelViews their ambient client views (ambient_views.go).
 	totalViews        int
@@ -99,10 +98,9 @@ func NewState(s Snapshot) (*State, error) {
 		mesh:            s.Mesh,
 		namespaces:      newPmap[*namespace](),
 		servicesByHost:  newPmap[*service](),
-		drHosts:         map[string]map[string]int{},
-		drWildcards:     map[string]map[string]int{},
-		drNamespaceWide: map[string]map[string]int{},
-		exportNamed:     map[string]map[string]int{},
+		drHosts:         newCounts(),
+		drNamespaceWide: newCounts(),
+		exportNamed:     newCounts(),
 		versions:        new(atomic.Uint64),
 	}
 	st.meshVersion = st.versions.Add(1)
@@ -209,7 +207,6 @@ func NewState(s Snapshot) (*State, error) {
 // changed afterwards.
 func (s *State) Clone() *State {
 	c := *s
-	c.drShared = true
 	return &c
 }
 
@@ -319,49 +316,60 @@ func sortPeerAuths(pas []*peerAuth) {
 }
 
 func (s *State) countDR(dr *destRule, delta int) {
-	if s.drShared {
-		s.drHosts = cloneCounts(s.drHosts)
-		s.drWildcards = cloneCounts(s.drWildcards)
-		s.drNamespaceWide = cloneCounts(s.drNamespaceWide)
-		s.exportNamed = cloneCounts(s.exportNamed)
-		s.drShared = false
-	}
-	byHost, key := s.drHosts, dr.host
 	if ns, ok := namespaceWildcard(dr.host, ".svc."+s.mesh.ClusterDomain); ok {
-		byHost, key = s.drNamespaceWide, ns
+		s.drNamespaceWide = s.drNamespaceWide.add(ns, dr.namespace, delta)
 	} else if isWildcard(dr.host) {
-		byHost = s.drWildcards
+		s.drWildcards = maps.Clone(s.drWildcards)
+		if s.drWildcards == nil {
+			s.drWildcards = map[string]map[string]int{}
+		}
+		s.drWildcards[dr.host] = counted(s.drWildcards[dr.host], dr.namespace, delta)
+		if s.drWildcards[dr.host] == nil {
+			delete(s.drWildcards, dr.host)
+		}
+	} else {
+		s.drHosts = s.drHosts.add(dr.host, dr.namespace, delta)
 	}
-	count(byHost, key, dr.namespace, delta)
 	for _, e := range dr.exportTo {
 		if e != "." && e != "*" && e != "~" {
-			count(s.exportNamed, dr.namespace, e, delta)
+			s.exportNamed = s.exportNamed.add(dr.namespace, e, delta)
 		}
 	}
 }
 
-func cloneCounts(m map[string]map[string]int) map[string]map[string]int {
-	out := make(map[string]map[string]int, len(m))
-	for k, v := range m {
-		out[k] = maps.Clone(v)
+// counts holds, per key (a rule host, or a namespace), how many rules of
+// each namespace count for it: a persistent map whose inner maps are
+// replaced, never changed.
+type counts struct{ p pmap[map[string]int] }
+
+func newCounts() counts { return counts{newPmap[map[string]int]()} }
+
+// of returns the counts of key, which the caller must not change.
+func (c counts) of(key string) map[string]int { return c.p.get(key) }
+
+// add returns c with delta added to the count of ns under key.
+func (c counts) add(key, ns string, delta int) counts {
+	if inner := counted(c.p.get(key), ns, delta); inner != nil {
+		return counts{c.p.set(key, inner)}
 	}
-	return out
+	return counts{c.p.del(key)}
 }
 
-// count adds delta to m[key][ns], dropping entries that reach zero.
-func count(m map[string]map[string]int, key, ns string, delta int) {
-	inner := m[key]
-	if inner == nil {
-		inner = map[string]int{}
-		m[key] = inner
+// counted returns a copy of inner with delta added to ns's count, dropping
+// a count that reaches zero; nil when none is left.
+func counted(inner map[string]int, ns string, delta int) map[string]int {
+	out := maps.Clone(inner)
+	if out == nil {
+		out = map[string]int{}
 	}
-	inner[ns] += delta
-	if inner[ns] == 0 {
-		delete(inner, ns)
+	out[ns] += delta
+	if out[ns] == 0 {
+		delete(out, ns)
 	}
-	if len(inner) == 0 {
-		delete(m, key)
+	if len(out) == 0 {
+		return nil
 	}
+	return out
 }
 
 // Apply adds or replaces one object: a Namespace, Service, Pod,
