@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -76,6 +77,8 @@ type Config struct {
 	// ModeLabel is the namespace label whose value "off" keeps a
 	// namespace's conflicts out of the reports (webhook.ModeLabel).
 	ModeLabel string
+	// ClusterDomain is the DNS domain of services; defaults to Istio's.
+	ClusterDomain string
 	// Client writes reports; Mapper tells whether their CRD is installed.
 	Client client.Client
 	Mapper meta.RESTMapper
@@ -92,7 +95,7 @@ func New(src Source, c Config) (*Auditor, error) {
 	}
 	a := &Auditor{
 		src:      src,
-		tracker:  newTracker(c.ModeLabel),
+		tracker:  newTracker(c.ModeLabel, cmp.Or(c.ClusterDomain, policy.DefaultMesh().ClusterDomain)),
 		recorder: c.Recorder,
 		log:      logf.Log.WithName("mtlsguard").WithName("audit"),
 		interval: time.Second,
@@ -140,6 +143,9 @@ func (a *Auditor) mark(s scope) {
 		a.dirty.full = true
 	case s.namespace != "":
 		a.dirty.namespaces[s.namespace] = true
+		if s.previous != "" {
+			a.dirty.namespaces[s.previous] = true
+		}
 	case s.republish:
 		a.dirty.republish = true
 	default:

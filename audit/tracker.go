@@ -17,8 +17,9 @@ type scope struct {
 	// full: every row (a rule, the mesh, or a namespace's client views
 	// changed).
 	full bool
-	// namespace: the services of this namespace only.
-	namespace string
+	// namespace: the services of this namespace only; and of previous,
+	// when set (a rule whose old host reached another namespace).
+	namespace, previous string
 	// republish: no row changed, but what is reported did (a namespace's
 	// mode label).
 	republish bool
@@ -31,7 +32,15 @@ type scope struct {
 type tracker struct {
 	mu         sync.Mutex
 	modeLabel  string
+	domain     string // the cluster domain, which rule hosts end in
 	namespaces map[string]*nsInfo
+	// ruleReach is, per DestinationRule ("namespace/name"), the namespace
+	// whose services are all it can apply to (policy.RuleNamespace), or ""
+	// for any: where its next event must recompute too.
+	ruleReach map[string]string
+	// serviceEntries counts the ServiceEntries: while there are any, a
+	// rule's host may be theirs too, and its events recompute everything.
+	serviceEntries int
 }
 
 type nsInfo struct {
@@ -62,8 +71,8 @@ type nsInfo struct {
 	captured map[string]bool
 }
 
-func newTracker(modeLabel string) *tracker {
-	return &tracker{modeLabel: modeLabel, namespaces: map[string]*nsInfo{}}
+func newTracker(modeLabel, domain string) *tracker {
+	return &tracker{modeLabel: modeLabel, domain: domain, namespaces: map[string]*nsInfo{}, ruleReach: map[string]string{}}
 }
 
 func (t *tracker) ns(name string) *nsInfo {
@@ -137,16 +146,51 @@ func (t *tracker) observe(obj runtime.Object, deleted bool) scope {
 		n := t.ns(o.Namespace)
 		setMember(n.selectorRules, o.Name, !deleted && o.Spec.GetWorkloadSelector() != nil)
 		setUID(n.rules, o.Name, o.UID, deleted)
+		return t.ruleScope(o, deleted)
 	case *securityv1.PeerAuthentication:
 		setUID(t.ns(o.Namespace).policies, o.Name, o.UID, deleted)
 	case *networkingv1.ServiceEntry:
-		setMember(t.ns(o.Namespace).entries, "ServiceEntry/"+o.Name, !deleted)
+		n, k := t.ns(o.Namespace), "ServiceEntry/"+o.Name
+		switch {
+		case deleted && n.entries[k]:
+			t.serviceEntries--
+		case !deleted && !n.entries[k]:
+			t.serviceEntries++
+		}
+		setMember(n.entries, k, !deleted)
 	case *networkingv1.Sidecar:
 		setMember(t.ns(o.Namespace).entries, "Sidecar/"+o.Name, !deleted)
 	}
 	// PeerAuthentications, DestinationRules, the entry kinds and the mesh
 	// ConfigMap can reach any row.
 	return scope{full: true}
+}
+
+// ruleScope is what a DestinationRule event can change: the services of
+// the namespace its host reaches, and of the one its old host reached;
+// everything when either can reach several namespaces.
+func (t *tracker) ruleScope(dr *networkingv1.DestinationRule, deleted bool) scope {
+	key := dr.Namespace + "/" + dr.Name
+	previous, had := t.ruleReach[key]
+	reach, narrow := "", false
+	if deleted {
+		delete(t.ruleReach, key)
+	} else {
+		reach, narrow = policy.RuleNamespace(dr, t.domain)
+		t.ruleReach[key] = reach
+	}
+	switch {
+	case t.serviceEntries > 0, had && previous == "", !deleted && !narrow:
+		return scope{full: true}
+	case deleted:
+		if !had {
+			return scope{full: true} // never seen: its host is not known
+		}
+		return scope{namespace: previous}
+	case had && previous != reach:
+		return scope{namespace: reach, previous: previous}
+	}
+	return scope{namespace: reach}
 }
 
 func setMember(m map[string]bool, k string, in bool) {

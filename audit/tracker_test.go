@@ -5,7 +5,9 @@ import (
 
 	networkingapi "istio.io/api/networking/v1alpha3"
 	typeapi "istio.io/api/type/v1beta1"
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -16,10 +18,14 @@ func labelled(p *corev1.Pod, k, v string) *corev1.Pod {
 
 // TestEventScopes proves which part of the table each event recomputes:
 // pod and service events stay in their namespace unless they change its
-// client views; rules, policies and the mesh reach everything.
+// client views; a rule reaches the namespace of the services its host
+// names; policies, wider rules and the mesh reach everything.
 func TestEventScopes(t *testing.T) {
 	selectorRule := destRule("sel", "only-v1", "*.local", networkingapi.ClientTLSSettings_ISTIO_MUTUAL)
 	selectorRule.Spec.WorkloadSelector = &typeapi.WorkloadSelector{MatchLabels: map[string]string{"app": "a"}}
+	mutual := networkingapi.ClientTLSSettings_ISTIO_MUTUAL
+	web := destRule("n", "r", "web", networkingapi.ClientTLSSettings_DISABLE)
+	entry := &networkingv1.ServiceEntry{ObjectMeta: metav1.ObjectMeta{Namespace: "ext", Name: "api"}}
 	terminated := pod("plain", "a-2", "a", true)
 	terminated.Status.Phase = corev1.PodSucceeded
 	type event struct {
@@ -64,12 +70,28 @@ func TestEventScopes(t *testing.T) {
 			event{pod("amb", "a-2", "a", false), false}, scope{namespace: "amb"}},
 		{"namespace bound to a waypoint", nil,
 			event{namespace("wp", map[string]string{"istio.io/use-waypoint": "waypoint"}), false}, scope{namespace: "wp"}},
-		{"DestinationRule", nil, event{destRule("n", "r", "web", networkingapi.ClientTLSSettings_DISABLE), false}, scope{full: true}},
+		{"DestinationRule for a service of its namespace", nil, event{web, false}, scope{namespace: "n"}},
+		{"DestinationRule for another namespace's service", nil,
+			event{destRule("n", "r", "api.other.svc.cluster.local", mutual), false}, scope{namespace: "other"}},
+		{"namespace-wide DestinationRule", nil,
+			event{destRule("n", "r", "*.other.svc.cluster.local", mutual), false}, scope{namespace: "other"}},
+		{"DestinationRule moved to another namespace's service: both", []event{{web, false}},
+			event{destRule("n", "r", "api.other.svc.cluster.local", mutual), false}, scope{namespace: "other", previous: "n"}},
+		{"DestinationRule deleted: the namespace its host reached", []event{{web, false}}, event{web, true}, scope{namespace: "n"}},
+		{"DestinationRule never seen deleted", nil, event{web, true}, scope{full: true}},
+		{"mesh-wide DestinationRule", nil, event{destRule("n", "r", "*.local", mutual), false}, scope{full: true}},
+		{"DestinationRule narrowed from every service to one: every service", []event{{destRule("n", "r", "*.local", mutual), false}},
+			event{web, false}, scope{full: true}},
+		{"DestinationRule for a host outside the cluster domain", nil,
+			event{destRule("n", "r", "api.example.com", mutual), false}, scope{full: true}},
+		{"DestinationRule with a workloadSelector", nil, event{selectorRule, false}, scope{full: true}},
+		{"DestinationRule while a ServiceEntry may declare its host", []event{{entry, false}}, event{web, false}, scope{full: true}},
+		{"DestinationRule once the ServiceEntries are gone", []event{{entry, false}, {entry, true}}, event{web, false}, scope{namespace: "n"}},
 		{"PeerAuthentication", nil, event{peerAuth("n", "p", 0), true}, scope{full: true}},
 		{"mesh ConfigMap", nil, event{&corev1.ConfigMap{}, false}, scope{full: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tr := newTracker("mtlsguard.io/mode")
+			tr := newTracker("mtlsguard.io/mode", "cluster.local")
 			for _, e := range tc.setup {
 				tr.observe(e.obj, e.deleted)
 			}
@@ -83,7 +105,7 @@ func TestEventScopes(t *testing.T) {
 // TestTrackerFindsSidecarsWithoutTLSMode proves the pods of the
 // tlsMode warning: a sidecar without the label, until it gets it back.
 func TestTrackerFindsSidecarsWithoutTLSMode(t *testing.T) {
-	tr := newTracker("mtlsguard.io/mode")
+	tr := newTracker("mtlsguard.io/mode", "cluster.local")
 	p := pod("default", "web-1", "web", true)
 	delete(p.Labels, "security.istio.io/tlsMode")
 	tr.observe(p, false)

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
@@ -261,6 +262,32 @@ func namespaceWildcard(h, suffix string) (string, bool) {
 		if ns[i] == '.' {
 			return "", false
 		}
+	}
+	return ns, true
+}
+
+// RuleNamespace returns the namespace whose Kubernetes Services are all a
+// DestinationRule can apply to: its host names one service
+// (<name>.<namespace>.svc.<domain>, or a short name in the rule's own
+// namespace) or is a namespace-wide wildcard. It returns false for other
+// wildcards and for hosts outside the cluster domain, and for a rule with
+// a workloadSelector, which also splits its namespace's clients. The
+// audit recomputes only that namespace's services after the rule changes.
+func RuleNamespace(dr *networkingv1.DestinationRule, domain string) (string, bool) {
+	if dr.Spec.GetWorkloadSelector() != nil {
+		return "", false
+	}
+	h := resolveHost(dr.Spec.GetHost(), dr.Namespace, domain)
+	suffix := ".svc." + domain
+	if ns, ok := namespaceWildcard(h, suffix); ok {
+		return ns, true
+	}
+	if isWildcard(h) || !strings.HasSuffix(h, suffix) {
+		return "", false
+	}
+	name, ns, ok := strings.Cut(strings.TrimSuffix(h, suffix), ".")
+	if !ok || name == "" || ns == "" || strings.Contains(ns, ".") {
+		return "", false
 	}
 	return ns, true
 }

@@ -20,11 +20,12 @@ func (s *Store) changed(obj runtime.Object, deleted bool) {
 // reading store.
 func addAudit(mgr manager.Manager, store *Store, o Options) error {
 	a, err := audit.New(store, audit.Config{
-		Options:   o.Audit,
-		ModeLabel: ModeLabel,
-		Client:    mgr.GetClient(),
-		Mapper:    mgr.GetRESTMapper(),
-		Recorder:  mgr.GetEventRecorder("mtlsguard"),
+		Options:       o.Audit,
+		ModeLabel:     ModeLabel,
+		ClusterDomain: o.ClusterDomain,
+		Client:        mgr.GetClient(),
+		Mapper:        mgr.GetRESTMapper(),
+		Recorder:      mgr.GetEventRecorder("mtlsguard"),
 	})
 	if err != nil {
 		return err
