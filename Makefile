@@ -133,10 +133,12 @@ load: bin ## 200 clients write for LOAD_DURATION against the webhook under -race
 # services, 50,000 pods, 5,000 DestinationRules, 2,000 PeerAuthentications.
 SCALE     ?= 1.0
 BENCH_OUT ?= $(CURDIR)/bench-e2e.md
+# BENCH_PROFILE, when set, is where bench-e2e writes a CPU profile of mtlsguard.
+BENCH_PROFILE ?=
 
 .PHONY: bench-e2e
 bench-e2e: bin build ## Load a cluster of SCALE (1.0: 50,000 pods) into a local control plane; time mtlsguard vs a no-op webhook and tls-check; report in BENCH_OUT.
-	cd test/benche2e && $(GO) test -count=1 -timeout 0 -run TestBenchE2E -v . -args -scale $(SCALE) -out $(BENCH_OUT)
+	cd test/benche2e && $(GO) test -count=1 -timeout 0 -run TestBenchE2E -v . -args -scale $(SCALE) -out $(BENCH_OUT) $(if $(BENCH_PROFILE),-cpu-profile $(BENCH_PROFILE))
 
 .PHONY: conformance
 conformance: build $(ORACLE) ## Compare the engine with Istio's control plane on 3,000 generated meshes of three families.
