@@ -10,6 +10,7 @@ import (
 	"time"
 	"unique"
 
+	"google.golang.org/protobuf/proto"
 	networkingapi "istio.io/api/networking/v1alpha3"
 	securityapi "istio.io/api/security/v1beta1"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
@@ -175,6 +176,8 @@ type peerAuth struct {
 
 func (p *peerAuth) ref() string { return p.name + "/" + p.namespace }
 
+func (p *peerAuth) objectName() string { return p.name }
+
 // equal reports whether p and q decide every server alike.
 func (p *peerAuth) equal(q *peerAuth) bool {
 	return p.namespace == q.namespace && p.name == q.name && p.created.Equal(q.created) &&
@@ -213,6 +216,7 @@ func newPeerAuth(pa *securityv1.PeerAuthentication) (*peerAuth, error) {
 }
 
 // destRule is a DestinationRule with its host resolved to a FQDN.
+// destRule is compared field by field in equal: a new field goes there too.
 type destRule struct {
 	namespace, name string
 	created         time.Time
@@ -221,6 +225,16 @@ type destRule struct {
 	hasSelector     bool
 	selector        selector
 	spec            *networkingapi.DestinationRule
+}
+
+func (d *destRule) objectName() string { return d.name }
+
+// equal reports whether d and e are the same rule.
+func (d *destRule) equal(e *destRule) bool {
+	return d.namespace == e.namespace && d.name == e.name && d.created.Equal(e.created) &&
+		d.host == e.host && slices.Equal(d.exportTo, e.exportTo) &&
+		d.hasSelector == e.hasSelector && slices.Equal(d.selector, e.selector) &&
+		proto.Equal(d.spec, e.spec)
 }
 
 func newDestRule(dr *networkingv1.DestinationRule, domain string) (*destRule, error) {

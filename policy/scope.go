@@ -39,7 +39,13 @@ func (s *State) envs(ch Change) (before, after *env, sc scope, err error) {
 		if n := s.ns(ns); n != nil {
 			base = n.drs
 		}
-		before = s.withDestRules(ns, appendDR(withoutDestRule(base, name), old))
+		if holds(base, name, old) {
+			// As for PeerAuthentications below: the State is "before", and
+			// its rules' verdicts are kept by the services.
+			before = &env{st: s}
+		} else {
+			before = s.withDestRules(ns, appendDR(withoutDestRule(base, name), old))
+		}
 		after = s.withDestRules(ns, appendDR(withoutDestRule(base, name), upd))
 		sc = scope{kind: kindDestinationRule, namespaces: []string{ns}}
 		hosts := map[string]bool{}
@@ -187,14 +193,24 @@ func appendDR(l []*destRule, d *destRule) []*destRule {
 	return append(l, d)
 }
 
-// holds reports whether pas, a namespace's policies, hold p as policy name,
-// or none of that name when p is nil.
-func holds(pas []*peerAuth, name string, p *peerAuth) bool {
-	i := slices.IndexFunc(pas, func(q *peerAuth) bool { return q.name == name })
-	if i < 0 || p == nil {
-		return i < 0 && p == nil
+// namespaced is a namespace's configuration object as the engine keeps
+// it: a *peerAuth or a *destRule.
+type namespaced[T any] interface {
+	comparable
+	objectName() string
+	equal(T) bool
+}
+
+// holds reports whether objs, a namespace's policies or rules, hold o as
+// the object called name, or none of that name when o is nil: whether the
+// State already is what a write's "before" describes.
+func holds[T namespaced[T]](objs []T, name string, o T) bool {
+	var none T
+	i := slices.IndexFunc(objs, func(q T) bool { return q.objectName() == name })
+	if i < 0 || o == none {
+		return i < 0 && o == none
 	}
-	return pas[i].equal(p)
+	return objs[i].equal(o)
 }
 
 func appendPA(l []*peerAuth, p *peerAuth) []*peerAuth {
