@@ -215,8 +215,8 @@ func newPeerAuth(pa *securityv1.PeerAuthentication) (*peerAuth, error) {
 	return out, nil
 }
 
-// destRule is a DestinationRule with its host resolved to a FQDN.
-// destRule is compared field by field in equal: a new field goes there too.
+// destRule is a DestinationRule with its host resolved to a FQDN; equal
+// compares it field by field, so a new field goes there too.
 type destRule struct {
 	namespace, name string
 	created         time.Time
