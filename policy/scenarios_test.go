@@ -77,11 +77,7 @@ func loadState(t *testing.T, path string) (*policy.State, []runtime.Object) {
 	if len(res.Skipped) > 0 {
 		t.Fatalf("unexpected kinds: %v", res.Skipped)
 	}
-	snap, err := load.Snapshot(res.Objects, policy.DefaultMesh())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := policy.NewState(snap)
+	st, err := load.State(res.Objects, policy.DefaultMesh())
 	if err != nil {
 		t.Fatal(err)
 	}

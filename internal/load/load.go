@@ -293,6 +293,15 @@ func Normalize(obj runtime.Object) (runtime.Object, error) {
 	return policy.Normalize(obj)
 }
 
+// State is the engine's state of objects: Snapshot, then policy.NewState.
+func State(objs []runtime.Object, mesh policy.Mesh) (*policy.State, error) {
+	snap, err := Snapshot(objs, mesh)
+	if err != nil {
+		return nil, fmt.Errorf("mesh settings: %w", err)
+	}
+	return policy.NewState(snap)
+}
+
 // Snapshot builds the engine's input from objects; the mesh ConfigMap (name
 // istio in the root namespace) overrides mesh.
 func Snapshot(objs []runtime.Object, mesh policy.Mesh) (policy.Snapshot, error) {

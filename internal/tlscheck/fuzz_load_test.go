@@ -47,11 +47,7 @@ func FuzzLoad(f *testing.F) {
 				t.Fatalf("message does not name the file and document: %s", s)
 			}
 		}
-		snap, err := load.Snapshot(res.Objects, policy.DefaultMesh())
-		if err != nil {
-			t.Fatalf("loaded, but no snapshot: %v", err)
-		}
-		st, err := policy.NewState(snap)
+		st, err := load.State(res.Objects, policy.DefaultMesh())
 		if err != nil {
 			t.Fatalf("loaded, but the engine rejects it: %v", err)
 		}

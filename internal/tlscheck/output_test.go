@@ -41,11 +41,7 @@ func TestPerViewFormsAreTheExpandedTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := load.Snapshot(res.Objects, policy.DefaultMesh())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := policy.NewState(snap)
+	st, err := load.State(res.Objects, policy.DefaultMesh())
 	if err != nil {
 		t.Fatal(err)
 	}

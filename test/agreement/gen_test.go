@@ -57,11 +57,7 @@ func checkGenerated(t *testing.T, generate func(uint64) []byte) {
 		if len(res.Skipped) > 0 {
 			t.Fatalf("seed %d: skipped %v", seed, res.Skipped)
 		}
-		snap, err := load.Snapshot(res.Objects, policy.DefaultMesh())
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := policy.NewState(snap)
+		st, err := load.State(res.Objects, policy.DefaultMesh())
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
@@ -119,11 +115,7 @@ func engineRows(t *testing.T, scenario []byte) []policy.ViewRow {
 	if err := res.Read("seed", bytes.NewReader(scenario)); err != nil {
 		t.Fatal(err)
 	}
-	snap, err := load.Snapshot(res.Objects, policy.DefaultMesh())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := policy.NewState(snap)
+	st, err := load.State(res.Objects, policy.DefaultMesh())
 	if err != nil {
 		t.Fatal(err)
 	}
