@@ -53,13 +53,19 @@ func bigState(b *testing.B) *policy.State {
 
 func decide(b *testing.B, st *policy.State, ch policy.Change, wantNew bool) policy.Decision {
 	b.Helper()
+	return decideOn(b, func() *policy.State { return st }, ch, wantNew)
+}
+
+// decideOn is decide on the State that state returns before each decision.
+func decideOn(b *testing.B, state func() *policy.State, ch policy.Change, wantNew bool) policy.Decision {
+	b.Helper()
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := cpuTime()
 	var d policy.Decision
 	for i := 0; i < b.N; i++ {
 		var err error
-		if d, err = st.DecideFirst(context.Background(), ch, 10); err != nil {
+		if d, err = state().DecideFirst(context.Background(), ch, 10); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -197,6 +203,41 @@ func BenchmarkDecisionMeshWide(b *testing.B) {
 			d := decide(b, st, c.ch, c.wantNew)
 			b.ReportMetric(float64(d.NewTotal), "new/op")
 			b.ReportMetric(float64(d.ResolvedTotal), "resolved/op")
+		})
+	}
+}
+
+// BenchmarkDecisionMeshWideAfterRuleEvent is the `*.local` write decided
+// right after another DestinationRule event: a service's client plan
+// (clients.go) is outdated by a rule whose host matches the service, and
+// every plan by a wildcard rule other than a namespace-wide one, so this
+// is the cost of the first mesh-wide decision after such an event, which
+// makes the plans again. Each decision includes applying the event to a
+// Clone (about 0.1 ms).
+func BenchmarkDecisionMeshWideAfterRuleEvent(b *testing.B) {
+	st := bigState(b)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ch := policy.Change{
+		Old: meshDR("default", networkingapi.ClientTLSSettings_ISTIO_MUTUAL, t0),
+		New: meshDR("default", networkingapi.ClientTLSSettings_DISABLE, t0)}
+	for _, c := range []struct{ name, host string }{
+		{"ServiceHost", "svc-3.ns-17.svc.cluster.local"}, // one service's plan
+		{"Wildcard", "*.example.com"},                    // every plan
+	} {
+		event := &networkingv1.DestinationRule{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "ns-17", Name: "event", CreationTimestamp: metav1.NewTime(t0)},
+			Spec:       networkingapi.DestinationRule{Host: c.host, TrafficPolicy: bigcluster.TLSPolicy(networkingapi.ClientTLSSettings_ISTIO_MUTUAL)},
+		}
+		b.Run(c.name, func(b *testing.B) {
+			after := func() *policy.State {
+				next := st.Clone()
+				if err := next.Apply(event); err != nil {
+					b.Fatal(err)
+				}
+				return next
+			}
+			d := decideOn(b, after, ch, true)
+			b.ReportMetric(float64(d.NewTotal), "new/op")
 		})
 	}
 }

@@ -117,8 +117,14 @@ func randomObject(r *rand.Rand) runtime.Object {
 
 func randomDR(r *rand.Rand, ns, app string) *networkingv1.DestinationRule {
 	tls := []networkingapi.ClientTLSSettings_TLSmode{networkingapi.ClientTLSSettings_DISABLE, networkingapi.ClientTLSSettings_ISTIO_MUTUAL}
-	host := []string{app, "*.local", "*." + ns + ".svc.cluster.local"}[r.IntN(3)]
+	// Hosts of the rule's namespace, of every namespace, and of another
+	// namespace's service or services.
+	other := fmt.Sprintf("ns%d", r.IntN(3))
+	host := []string{app, "*.local", "*." + ns + ".svc.cluster.local", app + "." + other + ".svc.cluster.local", "*." + other + ".svc.cluster.local"}[r.IntN(5)]
 	opts := []drOpt{drTLS(tls[r.IntN(2)])}
+	if r.IntN(4) == 0 {
+		opts = append(opts, drExport(".", other))
+	}
 	if r.IntN(3) == 0 {
 		opts = append(opts, drSelector(map[string]string{"app": app}))
 	}

@@ -117,7 +117,16 @@ const parallelAbove = 512
 func (ev *serviceEval) evaluate(svc *service) {
 	ev.reset(svc)
 	before, after := ev.envs[0], ev.envs[1]
-	except := ev.st.specialNamespaces(svc, ev.scope.namespaces, ev.special)
+	var plan *clientPlan // nil when "before" is not the State's rules
+	if before.st == ev.st {
+		plan = before.clientPlan(svc)
+	}
+	var except map[string]bool
+	if plan != nil && plan.covers(ev.scope.namespaces) {
+		except = plan.special
+	} else {
+		except = ev.st.specialNamespaces(svc, ev.scope.namespaces, ev.special)
+	}
 	if ev.scope.clients != nil {
 		ev.pairs = ev.st.viewPairs(ev.pairs[:0], ev.scope.clients, before, after) // these clients only
 	} else {
@@ -133,10 +142,21 @@ func (ev *serviceEval) evaluate(svc *service) {
 	for _, p := range ev.pairs {
 		generic := p.after.Namespace == ""
 		var drB, drA *mergedRule
-		switch drB = before.destinationRule(p.before, svc); ev.scope.kind {
+		planned, fromPlan := plan.plainRule(p.before)
+		if fromPlan {
+			drB = planned.dr
+		} else {
+			drB = before.destinationRule(p.before, svc)
+		}
+		switch ev.scope.kind {
 		case kindPeerAuthentication:
 			drA = drB // the write leaves rules and views alone
 		case kindDestinationRule:
+			// "After" replaces the rules of one namespace: a plain
+			// client's lookup that did not read them finds what it did.
+			if fromPlan && plain(p.after) && !planned.end.reads(after.ovNS, p.after.Namespace, svc, ev.st.mesh.RootNamespace) {
+				continue
+			}
 			if drA = after.destinationRule(p.after, svc); drA == drB {
 				continue // the same rule, untouched by the write
 			}

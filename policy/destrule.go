@@ -320,43 +320,80 @@ func exportedTo(rules []*mergedRule, client string) []*mergedRule {
 // destinationRules is PushContext.destinationRule: the candidate rules a
 // client in namespace client sees for svc.
 func (e *env) destinationRules(client string, svc *service) []*mergedRule {
+	l, _ := e.destinationRulesEnd(client, svc)
+	return l
+}
+
+// lookupEnd is the index in which a client's rule lookup ended: the
+// client's own namespace's, the service namespace's exported rules, or
+// the root namespace's (also when it found none). A lookup reads the
+// indexes up to its end only.
+type lookupEnd uint8
+
+const (
+	endClient lookupEnd = iota
+	endService
+	endRoot
+)
+
+// reads reports whether a lookup by a client of namespace client for svc
+// that ended at end read the rules of namespace ns.
+func (end lookupEnd) reads(ns, client string, svc *service, root string) bool {
+	switch end {
+	case endClient:
+		return ns == client
+	case endService:
+		return ns == client || ns == svc.namespace
+	}
+	return ns == client || ns == svc.namespace || ns == root
+}
+
+// destinationRulesEnd is destinationRules, and where the lookup ended.
+func (e *env) destinationRulesEnd(client string, svc *service) ([]*mergedRule, lookupEnd) {
 	root := e.st.mesh.RootNamespace
 	if client != root {
 		if idx := e.drIndex(client); idx != nil {
 			if l, ok := idx.local.lookup(svc.host); ok {
-				return l
+				return l, endClient
 			}
 		}
 	} else if idx := e.drIndex(root); idx != nil {
 		if l, ok := idx.rootLocal.lookup(svc.host); ok {
-			return l
+			return l, endClient
 		}
 	}
-	for _, ns := range []string{svc.namespace, root} {
+	for i, ns := range []string{svc.namespace, root} {
 		if idx := e.drIndex(ns); idx != nil {
 			if l, ok := idx.exported.lookup(svc.host); ok {
 				if out := exportedTo(l, client); len(out) > 0 {
-					return out
+					return out, endService + lookupEnd(i)
 				}
 			}
 		}
 	}
-	return nil
+	return nil, endRoot
 }
 
 // destinationRule is SidecarScope.DestinationRule: a workloadSelector rule of
 // the client's own namespace that matches the client's labels wins;
 // otherwise the last rule without a selector.
 func (e *env) destinationRule(v ClientView, svc *service) *mergedRule {
+	dr, _ := e.destinationRuleEnd(v, svc)
+	return dr
+}
+
+// destinationRuleEnd is destinationRule, and where its lookup ended.
+func (e *env) destinationRuleEnd(v ClientView, svc *service) (*mergedRule, lookupEnd) {
 	var catchAll *mergedRule
-	for _, r := range e.destinationRules(v.Namespace, svc) {
+	rules, end := e.destinationRulesEnd(v.Namespace, svc)
+	for _, r := range rules {
 		if !r.first.hasSelector {
 			catchAll = r
 			continue
 		}
 		if r.first.namespace == v.Namespace && r.first.selector.matches(v.labels) {
-			return r
+			return r, end
 		}
 	}
-	return catchAll
+	return catchAll, end
 }

@@ -117,6 +117,10 @@ type service struct {
 	// servers caches the members' server policies (servers.go); nil for
 	// services that keep none. A changed copy of a service needs its own.
 	servers *serverCache
+	// clients caches how clients resolve the service's rules (clients.go);
+	// nil for services that keep none. Copies that differ in their members
+	// share it: a plan does not read them.
+	clients *clientCache
 }
 
 type servicePort struct {
@@ -153,6 +157,7 @@ func newService(s *corev1.Service, domain string) *service {
 		selector:  newSelector(s.Spec.Selector),
 		headless:  s.Spec.ClusterIP == corev1.ClusterIPNone,
 		servers:   &serverCache{},
+		clients:   &clientCache{},
 	}
 	for _, p := range s.Spec.Ports {
 		if p.Protocol == corev1.ProtocolUDP || p.Protocol == corev1.ProtocolSCTP {

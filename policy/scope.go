@@ -293,8 +293,14 @@ func RuleNamespace(dr *networkingv1.DestinationRule, domain string) (string, boo
 	if dr.Spec.GetWorkloadSelector() != nil {
 		return "", false
 	}
-	h := resolveHost(dr.Spec.GetHost(), dr.Namespace, domain)
-	suffix := ".svc." + domain
+	return hostNamespace(resolveHost(dr.Spec.GetHost(), dr.Namespace, domain), ".svc."+domain)
+}
+
+// hostNamespace returns the namespace of the Kubernetes Services a rule
+// host (resolved) can match: the one it names (<name>.<namespace><suffix>),
+// or the one a namespace-wide wildcard covers. It returns false for other
+// wildcards and other hosts.
+func hostNamespace(h, suffix string) (string, bool) {
 	if ns, ok := namespaceWildcard(h, suffix); ok {
 		return ns, true
 	}

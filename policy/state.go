@@ -67,24 +67,38 @@ type State struct {
 	// (servers.go) tells them apart; meshVersion is the mesh settings'.
 	versions    *atomic.Uint64
 	meshVersion uint64
+	// clientVersion and the namespaces' rulesVersion date the services'
+	// client plans (clients.go). A DestinationRule event changes the
+	// lookups of the services its host matches only: the rulesVersion of
+	// the namespace its host names (or a namespace-wide wildcard covers)
+	// changes with it. Other wildcards, and the events of any kind but
+	// pods, namespaces and PeerAuthentications (which rule lookups do not
+	// read), change clientVersion, for every service. The namespaces a
+	// rule's exportTo names are special for the services of its namespace
+	// (specialNamespaces), but they resolve differently only those its host
+	// matches: a plan that keeps the earlier set evaluates them one by one,
+	// or with the others, to the same rows.
+	clientVersion uint64
 }
 
 // namespace is never changed once a State that holds it is shared: an
 // event replaces it with a changed copy (see State.edit).
 type namespace struct {
 	// version is unique among the namespaces of a State and its Clones:
-	// a changed copy has a new one.
-	version   uint64
-	name      string
-	labels    map[string]string
-	pods      pmap[*pod]
-	services  map[string]*service
-	pas       []*peerAuth // oldest first
-	drs       []*destRule // sortDestRules order
-	drIdx     *drIndex
-	views     []ClientView
-	injection bool
-	entries   *entries // ServiceEntries, WorkloadEntries, Sidecars; nil: none
+	// a changed copy has a new one. rulesVersion is the version in which
+	// the rules that can match its services last changed (clients.go).
+	version      uint64
+	rulesVersion uint64
+	name         string
+	labels       map[string]string
+	pods         pmap[*pod]
+	services     map[string]*service
+	pas          []*peerAuth // oldest first
+	drs          []*destRule // sortDestRules order
+	drIdx        *drIndex
+	views        []ClientView
+	injection    bool
+	entries      *entries // ServiceEntries, WorkloadEntries, Sidecars; nil: none
 	// ambient: labelled istio.io/dataplane-mode=ambient; ztunnel is its
 	// ambient client view, if any.
 	ambient bool
@@ -104,6 +118,7 @@ func NewState(s Snapshot) (*State, error) {
 		versions:        new(atomic.Uint64),
 	}
 	st.meshVersion = st.versions.Add(1)
+	st.clientVersion = st.meshVersion
 	if st.mesh.RootNamespace == "" || st.mesh.ClusterDomain == "" {
 		d := DefaultMesh()
 		if st.mesh.RootNamespace == "" {
@@ -377,6 +392,7 @@ func counted(inner map[string]int, ns string, delta int) map[string]int {
 // Sidecar (networking v1 and security v1 types; convert other versions
 // first), or the mesh ConfigMap.
 func (s *State) Apply(obj runtime.Object) error {
+	s.clientsMayChange(obj)
 	switch o := obj.(type) {
 	case *corev1.Namespace:
 		n := s.edit(o.Name)
@@ -408,10 +424,11 @@ func (s *State) Apply(obj runtime.Object) error {
 			return err
 		}
 		n := s.edit(o.Namespace)
-		s.removeDR(n, o.Name)
+		old := s.removeDR(n, o.Name)
 		n.drs = append(n.drs, dr)
 		s.countDR(dr, 1)
 		s.reindexDRs(n)
+		s.rulesChanged(n, old, dr)
 	case *networkingv1.ServiceEntry, *networkingv1.WorkloadEntry, *networkingv1.Sidecar:
 		return s.applyEntry(o)
 	case *corev1.ConfigMap:
@@ -431,6 +448,7 @@ func (s *State) Apply(obj runtime.Object) error {
 
 // Remove deletes one object; removing an unknown object is a no-op.
 func (s *State) Remove(obj runtime.Object) error {
+	s.clientsMayChange(obj)
 	switch o := obj.(type) {
 	case *corev1.Namespace:
 		// The objects inside go with their own delete events; until then
@@ -461,8 +479,9 @@ func (s *State) Remove(obj runtime.Object) error {
 	case *networkingv1.DestinationRule:
 		if s.ns(o.Namespace) != nil {
 			n := s.edit(o.Namespace)
-			s.removeDR(n, o.Name)
+			old := s.removeDR(n, o.Name)
 			s.reindexDRs(n)
+			s.rulesChanged(n, old)
 		}
 	case *networkingv1.ServiceEntry, *networkingv1.WorkloadEntry, *networkingv1.Sidecar:
 		s.removeEntry(o)
@@ -474,6 +493,17 @@ func (s *State) Remove(obj runtime.Object) error {
 		return fmt.Errorf("policy: unsupported object type %T", obj)
 	}
 	return nil
+}
+
+// clientsMayChange outdates every client plan before an event that can
+// change how clients resolve rules: any but a pod's, a namespace's or a
+// PeerAuthentication's, and a DestinationRule's, which countDR dates.
+func (s *State) clientsMayChange(obj runtime.Object) {
+	switch obj.(type) {
+	case *corev1.Pod, *corev1.Namespace, *securityv1.PeerAuthentication, *networkingv1.DestinationRule:
+	default:
+		s.clientVersion = s.versions.Add(1)
+	}
 }
 
 // SetMesh replaces the configured mesh settings (what a mesh ConfigMap is
@@ -492,6 +522,7 @@ func (s *State) setMesh(m Mesh) error {
 	}
 	s.mesh = m
 	s.meshVersion = s.versions.Add(1)
+	s.clientVersion = s.meshVersion
 	var withRules []string
 	s.namespaces.each(func(name string, n *namespace) bool {
 		if len(n.drs) > 0 {
@@ -506,14 +537,40 @@ func (s *State) setMesh(m Mesh) error {
 	return nil
 }
 
-// removeDR drops rule name from n, a private copy.
-func (s *State) removeDR(n *namespace, name string) {
+// removeDR drops rule name from n, a private copy, and returns it.
+func (s *State) removeDR(n *namespace, name string) *destRule {
 	for i, dr := range n.drs {
 		if dr.name == name {
 			s.countDR(dr, -1)
 			n.drs = slices.Delete(slices.Clone(n.drs), i, i+1)
-			return
+			return dr
 		}
+	}
+	return nil
+}
+
+// rulesChanged outdates the client plans of the services that rules of n
+// (a private copy), as they were or are now, can match: those of the
+// namespace their host names, or of every namespace.
+func (s *State) rulesChanged(n *namespace, rules ...*destRule) {
+	for _, dr := range rules {
+		if dr == nil {
+			continue
+		}
+		ns, ok := hostNamespace(dr.host, ".svc."+s.mesh.ClusterDomain)
+		switch {
+		case ok && ns == n.name:
+			n.rulesVersion = n.version
+		case ok:
+			if s.ns(ns) != nil {
+				m := s.edit(ns)
+				m.rulesVersion = m.version
+			}
+		case isWildcard(dr.host):
+			s.clientVersion = s.versions.Add(1)
+		}
+		// Other hosts are no Kubernetes Service's; ServiceEntry services
+		// keep no plan.
 	}
 }
 

@@ -60,13 +60,22 @@ func (s *State) Table(q Query) ([]Group, error) {
 	for _, svc := range services() {
 		classes := views
 		var except map[string]bool
+		plan := ev.clientPlan(svc)
 		if !perView {
-			except = s.specialNamespaces(svc, nil, nil)
+			if plan != nil {
+				except = plan.special
+			} else {
+				except = s.specialNamespaces(svc, nil, nil)
+			}
 			classes = append(viewsOf(except, ev.env), genericView)
 		}
 		for _, v := range classes {
 			generic := v.Namespace == ""
-			dr := ev.destinationRule(v, svc)
+			r, ok := plan.plainRule(v)
+			dr := r.dr
+			if !ok {
+				dr = ev.destinationRule(v, svc)
+			}
 			for _, sp := range svc.ports {
 				rule, ok := ev.clientRule(v, svc, sp, dr)
 				if !ok {

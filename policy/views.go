@@ -53,6 +53,9 @@ func (v ClientView) String() string {
 	return v.Namespace + "[" + strings.Join(v.Selectors, ",") + "]"
 }
 
+// sidecarSelector starts the Selectors entry of a workloadSelector Sidecar.
+const sidecarSelector = "Sidecar "
+
 // computeViews splits a namespace's sidecar pods by the workloadSelector
 // rules (of drs, the namespace's rules) that match them and by the
 // workloadSelector Sidecar they use.
@@ -81,7 +84,7 @@ func computeViews(n *namespace, drs []*destRule) []ClientView {
 			}
 		}
 		if sc := n.entries.selectorSidecar(p.labels); sc != nil {
-			matched = append(matched, "Sidecar "+sc.ref())
+			matched = append(matched, sidecarSelector+sc.ref())
 		}
 		key := strings.Join(matched, ",")
 		v, ok := byKey[key]
