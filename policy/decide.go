@@ -77,17 +77,22 @@ func (s *State) decideIn(ctx context.Context, before, after *env, sc scope, limi
 		ev := newServiceEval(s, before.forWorker(), after.forWorker(), sc, limit)
 		evs[w] = ev
 		wg.Go(func() {
-			for i := w; i < len(sc.services); i += workers {
-				if n := i / workers; n%8 == 0 && n > 0 {
-					goruntime.Gosched()
-				}
-				if (i/workers)%32 == 0 {
-					if err := ctx.Err(); err != nil {
-						failed.CompareAndSwap(nil, fmt.Errorf("policy: decision abandoned after %d of %d services: %w", i, len(sc.services), err))
-						return
+			// Blocks of neighbours (services of one namespace, mostly) in
+			// turn: a worker reads their namespace once.
+			n := 0
+			for start := w * serviceBlock; start < len(sc.services); start += workers * serviceBlock {
+				for i := start; i < min(start+serviceBlock, len(sc.services)); i++ {
+					if n++; n%8 == 0 {
+						goruntime.Gosched()
 					}
+					if n%32 == 1 {
+						if err := ctx.Err(); err != nil {
+							failed.CompareAndSwap(nil, fmt.Errorf("policy: decision abandoned after %d of %d services: %w", i, len(sc.services), err))
+							return
+						}
+					}
+					ev.evaluate(sc.services[i])
 				}
-				ev.evaluate(sc.services[i])
 			}
 		})
 	}
@@ -107,8 +112,12 @@ func (s *State) decideIn(ctx context.Context, before, after *env, sc scope, limi
 }
 
 // parallelAbove is the number of services from which a decision is worth
-// splitting among CPUs.
-const parallelAbove = 512
+// splitting among CPUs; serviceBlock how many neighbouring services a
+// worker takes at a time.
+const (
+	parallelAbove = 512
+	serviceBlock  = 16
+)
 
 // evaluate compares svc's rows before and after the change, for every
 // client view that may resolve its rule differently from the others and

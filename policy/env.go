@@ -11,8 +11,10 @@ type env struct {
 	// ztunnelPolicies are the ztunnel policies converted in this env
 	// (ambient_server.go).
 	ztunnelPolicies ztunnelPolicies
-	// nsMemo, when set, remembers the namespaces looked up (forWorker).
+	// nsMemo, when set, remembers the namespaces looked up (forWorker);
+	// last is the latest of them.
 	nsMemo map[string]*namespace
+	last   *namespace
 }
 
 // overlay replaces one namespace's configuration: when ovNS is set, ovPAs
@@ -42,10 +44,18 @@ func (e *env) ns(name string) *namespace {
 	if e.nsMemo == nil {
 		return e.st.ns(name)
 	}
+	if e.last != nil && e.last.name == name {
+		// A worker evaluates a namespace's services in a row, and asks
+		// for their namespace several times each.
+		return e.last
+	}
 	n, ok := e.nsMemo[name]
 	if !ok {
 		n = e.st.ns(name)
 		e.nsMemo[name] = n
+	}
+	if n != nil {
+		e.last = n
 	}
 	return n
 }

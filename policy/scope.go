@@ -258,9 +258,13 @@ func (s *State) servicesMatching(hosts map[string]bool) []*service {
 			}
 			continue
 		}
-		s.servicesByHost.each(func(_ string, svc *service) bool {
-			if hostMatches(h, svc.host) {
-				add(svc)
+		// Namespace by namespace: a worker then evaluates the services of
+		// one namespace in a row, and finds it in its last lookup (env.ns).
+		s.namespaces.each(func(_ string, n *namespace) bool {
+			for _, svc := range n.services {
+				if hostMatches(h, svc.host) {
+					add(svc)
+				}
 			}
 			return true
 		})
