@@ -36,14 +36,18 @@ var (
 		// 0.5ms to 4s: a service-level rule takes well under a millisecond,
 		// a mesh-wide change in a large cluster can take seconds.
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
-	}, []string{"kind", "operation"})
+	}, []string{"kind", "operation", "reach"})
 )
 
 func init() {
 	ctrlmetrics.Registry.MustRegister(decisions, decisionDuration)
 }
 
-func observe(kind, operation, mode string, dryRun bool, result string, d time.Duration) {
+// reachNone is the reach label of a request answered before its object
+// was read.
+const reachNone = "none"
+
+func observe(kind, operation, mode string, dryRun bool, result, reach string, d time.Duration) {
 	decisions.WithLabelValues(kind, operation, mode, strconv.FormatBool(dryRun), result).Inc()
-	decisionDuration.WithLabelValues(kind, operation).Observe(d.Seconds())
+	decisionDuration.WithLabelValues(kind, operation, reach).Observe(d.Seconds())
 }

@@ -155,6 +155,11 @@ func (s *Store) namespace(name string) namespaceInfo {
 	return ni
 }
 
+// reach is how far a change can reach in the mesh settings in force.
+func (s *Store) reach(ch policy.Change) policy.Reach {
+	return policy.ReachOf(ch, s.state.Load().Mesh())
+}
+
 // clusterDomain is the DNS suffix of services; it never changes.
 func (s *Store) clusterDomain() string { return s.base.ClusterDomain }
 

@@ -194,9 +194,13 @@ func TestDecisionTimeoutEngines(t *testing.T) {
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			defer cancel()
-			resp, _, result := v.handle(ctx, request(t, admissionv1.Create, badRule(), nil))
+			var reach string
+			resp, _, result := v.handle(ctx, request(t, admissionv1.Create, badRule(), nil), &reach)
 			if result != s.result {
 				t.Errorf("result %q, want %q (response %+v)", result, s.result, resp.Result)
+			}
+			if reach != "service" {
+				t.Errorf("reach label %q, want service (the rule names one host)", reach)
 			}
 			if result == resultError && !strings.Contains(resp.Result.Message, "engine panic: engine bug") {
 				t.Errorf("message %q does not report the panic", resp.Result.Message)

@@ -111,8 +111,9 @@ func (v *validator) Handle(ctx context.Context, req admission.Request) admission
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, v.timeout)
 	defer cancel()
-	resp, mode, result := v.handle(ctx, req)
-	observe(v.kind.gk.Kind, string(req.Operation), mode, req.DryRun != nil && *req.DryRun, result, time.Since(start))
+	reach := reachNone
+	resp, mode, result := v.handle(ctx, req, &reach)
+	observe(v.kind.gk.Kind, string(req.Operation), mode, req.DryRun != nil && *req.DryRun, result, reach, time.Since(start))
 	switch result {
 	case resultError, resultInvalid:
 		logf.FromContext(ctx).Info("request rejected", "result", result, "message", resp.Result.Message)
@@ -124,8 +125,9 @@ func (v *validator) Handle(ctx context.Context, req admission.Request) admission
 }
 
 // handle decides before ctx is done; it returns the response, and the mode
-// and result labels of the metrics.
-func (v *validator) handle(ctx context.Context, req admission.Request) (admission.Response, string, string) {
+// and result labels of the metrics, and sets the reach label once it has
+// read the objects.
+func (v *validator) handle(ctx context.Context, req admission.Request, reach *string) (admission.Response, string, string) {
 	if req.Kind.Group != v.kind.gk.Group || req.Kind.Kind != v.kind.gk.Kind || req.SubResource != "" {
 		// A webhook configuration that sends us something else: never block it.
 		return allowed(), modeNone, resultAllowed
@@ -171,6 +173,7 @@ func (v *validator) handle(ctx context.Context, req admission.Request) (admissio
 	if ch.Old == nil && ch.New == nil {
 		return allowed(warnings...), string(mode), resultAllowed
 	}
+	*reach = string(v.store.reach(ch))
 	verdict, err := v.decideBy(ctx, ch)
 	switch {
 	case err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()):

@@ -293,7 +293,8 @@ func TestValidator(t *testing.T) {
 				opts = append(opts, s.options)
 			}
 			v := testValidator(t, k, store(t), opts...)
-			resp, _, result := v.handle(context.Background(), s.req(t))
+			reach := reachNone
+			resp, _, result := v.handle(context.Background(), s.req(t), &reach)
 			if resp.Allowed != s.want.allowed || result != s.want.result {
 				t.Errorf("allowed = %v, result %q; want %v, %q", resp.Allowed, result, s.want.allowed, s.want.result)
 			}

@@ -298,7 +298,11 @@ db.legacy.svc.cluster.local:5432     CONFLICT     mTLS       HTTP       default/
 			`mtlsguard_decisions_total{dry_run="true",kind="DestinationRule",mode="enforce",operation="CREATE",result="denied"}`,
 			`mtlsguard_decisions_total{dry_run="false",kind="DestinationRule",mode="audit",operation="CREATE",result="warned"}`,
 			`mtlsguard_decisions_total{dry_run="false",kind="PeerAuthentication",mode="enforce",operation="DELETE",result="denied"}`,
-			`mtlsguard_decision_duration_seconds_bucket{kind="DestinationRule",operation="CREATE",le="0.0005"}`,
+			// reach: the rules for one host, the namespace-wide rule of
+			// legacy and its namespace policy.
+			`mtlsguard_decision_duration_seconds_bucket{kind="DestinationRule",operation="CREATE",reach="service",le="0.0005"}`,
+			`mtlsguard_decision_duration_seconds_bucket{kind="DestinationRule",operation="CREATE",reach="namespace",le="0.0005"}`,
+			`mtlsguard_decision_duration_seconds_bucket{kind="PeerAuthentication",operation="DELETE",reach="namespace",le="0.0005"}`,
 			`controller_runtime_webhook_requests_total{code="200",webhook="/validate/destinationrules"}`,
 			`controller_runtime_webhook_requests_in_flight{webhook="/validate/peerauthentications"}`,
 		} {
