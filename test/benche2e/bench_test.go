@@ -109,6 +109,9 @@ func TestBenchE2E(t *testing.T) {
 	if _, r.decisions, err = mg.decisions(); err != nil {
 		t.Fatal(err)
 	}
+	if r.latencies, err = mg.latencies(); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, args := range [][]string{{"-A"}, {"-A", "-o", "json"}} {
 		t.Logf("running tls-check %v", args)
@@ -218,6 +221,13 @@ func (b *blockRunner) run(ctx context.Context, block int, a *arm) {
 			}
 		}()
 	}
+	var before map[string]histogram
+	if a.name == "mtlsguard" {
+		var err error
+		if before, err = b.mg.latencies(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	stop := background(ctx, b.istio, b.shape, a.name, fmt.Sprint(block), *bgFlag)
 	var mesh []write
 	for _, st := range meshSteps(b.istio) {
@@ -240,6 +250,18 @@ func (b *blockRunner) run(ctx context.Context, block int, a *arm) {
 		time.Sleep(*settleFlag)
 	}
 	bg := stop()
+	if a.name == "mtlsguard" {
+		after, err := b.mg.latencies()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.r.meshPhase == nil {
+			b.r.meshPhase = map[string]histogram{}
+		}
+		for reach, h := range after {
+			b.r.meshPhase[reach] = b.r.meshPhase[reach].add(h.since(before[reach]))
+		}
+	}
 	b.r.mesh = append(b.r.mesh, mesh...)
 	b.r.during = append(b.r.during, overlapping(bg, mesh)...)
 	for _, w := range bg {

@@ -26,11 +26,15 @@ type report struct {
 	mesh             []write       // mesh-wide writes and their undos, both arms
 	during           []write       // background service-host writes overlapping a mesh-wide write
 	decisions        map[string]float64
-	tlsCheck         []cliRun
-	quiet            []time.Duration   // per block: wait for mtlsguard to go idle
-	caughtUp         []time.Duration   // per mtlsguard block: wait for its cache to match the cluster
-	fixups           map[string]*fixup // by label
-	errors           []string
+	// latencies are mtlsguard's own answer times by reach at the end;
+	// meshPhase those of the requests it answered while mesh-wide writes
+	// ran (from the first mesh-wide write to the last background write).
+	latencies, meshPhase map[string]histogram
+	tlsCheck             []cliRun
+	quiet                []time.Duration   // per block: wait for mtlsguard to go idle
+	caughtUp             []time.Duration   // per mtlsguard block: wait for its cache to match the cluster
+	fixups               map[string]*fixup // by label
+	errors               []string
 }
 
 // fixup counts a restoring write that arm mtlsguard refused, made again
@@ -137,6 +141,18 @@ func (r *report) markdown(audit map[string]map[string]string) string {
 		p("| %s | %d (%d) | %s | %s | %s |", a, len(ds), nDenied, dur(pct(ds, 50)), dur(pct(ds, 99)), dur(pct(ds, 100)))
 	}
 	p("")
+
+	if len(r.latencies) > 0 {
+		p("**mtlsguard's own answer time** (`mtlsguard_decision_duration_seconds`, from decoding a request to its response, without the API server's share; the bucket bound each quantile falls within)")
+		p("")
+		p("| reach | answers, whole run | p50 | p99 | answers while mesh-wide writes ran | p50 | p99 |")
+		p("|---|---:|---:|---:|---:|---:|---:|")
+		for _, reach := range sortedKeys(r.latencies) {
+			h, m := r.latencies[reach], r.meshPhase[reach]
+			p("| %s | %.0f | %s | %s | %.0f | %s | %s |", reach, h.count, h.within(0.5), h.within(0.99), m.count, m.within(0.5), m.within(0.99))
+		}
+		p("")
+	}
 
 	p("**mtlsguard**")
 	p("")
