@@ -1,13 +1,10 @@
 package benche2e
 
 import (
-	"bufio"
 	"fmt"
 	"math"
-	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -22,29 +19,14 @@ type histogram struct {
 // it took from decoding a request to its response, without the API
 // server's share.
 func (m *mtlsguard) latencies() (map[string]histogram, error) {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", m.metricPort))
-	if err != nil {
-		return nil, fmt.Errorf("scraping mtlsguard's metrics: %w", err)
-	}
-	defer resp.Body.Close()
 	out := map[string]histogram{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "mtlsguard_decision_duration_seconds_bucket{") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			return nil, fmt.Errorf("mtlsguard's metrics: %q: %w", line, err)
-		}
+	err := m.samples("mtlsguard_decision_duration_seconds_bucket{", func(line string, v float64) error {
 		reach, le := label(line, "reach"), label(line, "le")
 		bound := math.Inf(1)
 		if le != "+Inf" {
+			var err error
 			if bound, err = strconv.ParseFloat(le, 64); err != nil {
-				return nil, fmt.Errorf("mtlsguard's metrics: %q: %w", line, err)
+				return fmt.Errorf("mtlsguard's metrics: %q: %w", line, err)
 			}
 		}
 		h := out[reach]
@@ -56,17 +38,9 @@ func (m *mtlsguard) latencies() (map[string]histogram, error) {
 			h.count += v
 		}
 		out[reach] = h
-	}
-	return out, sc.Err()
-}
-
-func label(line, name string) string {
-	_, rest, ok := strings.Cut(line, name+`="`)
-	if !ok {
-		return ""
-	}
-	v, _, _ := strings.Cut(rest, `"`)
-	return v
+		return nil
+	})
+	return out, err
 }
 
 // since returns the requests h counts that earlier did not.

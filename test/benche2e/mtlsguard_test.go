@@ -103,31 +103,50 @@ func (m *mtlsguard) waitReady(ctx context.Context, start time.Time, limit time.D
 // decisions is the sum of mtlsguard_decisions_total over all labels, and
 // the sums by result label.
 func (m *mtlsguard) decisions() (total float64, byResult map[string]float64, err error) {
+	byResult = map[string]float64{}
+	err = m.samples("mtlsguard_decisions_total{", func(line string, v float64) error {
+		total += v
+		byResult[label(line, "result")] += v
+		return nil
+	})
+	return total, byResult, err
+}
+
+// samples calls fn with each sample of mtlsguard's /metrics whose line
+// starts with prefix, and its value.
+func (m *mtlsguard) samples(prefix string, fn func(line string, v float64) error) error {
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", m.metricPort))
 	if err != nil {
-		return 0, nil, fmt.Errorf("scraping mtlsguard's metrics: %w", err)
+		return fmt.Errorf("scraping mtlsguard's metrics: %w", err)
 	}
 	defer resp.Body.Close()
-	byResult = map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "mtlsguard_decisions_total{") {
+		if !strings.HasPrefix(line, prefix) {
 			continue
 		}
 		i := strings.LastIndexByte(line, ' ')
 		v, err := strconv.ParseFloat(line[i+1:], 64)
 		if err != nil {
-			return 0, nil, fmt.Errorf("mtlsguard's metrics: %q: %w", line, err)
+			return fmt.Errorf("mtlsguard's metrics: %q: %w", line, err)
 		}
-		total += v
-		if _, rest, ok := strings.Cut(line, `result="`); ok {
-			r, _, _ := strings.Cut(rest, `"`)
-			byResult[r] += v
+		if err := fn(line, v); err != nil {
+			return err
 		}
 	}
-	return total, byResult, sc.Err()
+	return sc.Err()
+}
+
+// label returns the value of label name in a sample's line.
+func label(line, name string) string {
+	_, rest, ok := strings.Cut(line, name+`="`)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, `"`)
+	return v
 }
 
 // memory is a process's resident set now and at its peak, from
