@@ -497,7 +497,7 @@ func (s *State) Remove(obj runtime.Object) error {
 
 // clientsMayChange outdates every client plan before an event that can
 // change how clients resolve rules: any but a pod's, a namespace's or a
-// PeerAuthentication's, and a DestinationRule's, which countDR dates.
+// PeerAuthentication's, and a DestinationRule's, which rulesChanged dates.
 func (s *State) clientsMayChange(obj runtime.Object) {
 	switch obj.(type) {
 	case *corev1.Pod, *corev1.Namespace, *securityv1.PeerAuthentication, *networkingv1.DestinationRule:
