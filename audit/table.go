@@ -135,7 +135,10 @@ func conflicts(groups []policy.Group) map[string][]finding {
 
 func sortFindings(fs []finding) {
 	slices.SortFunc(fs, func(a, b finding) int {
-		return cmp.Or(cmp.Compare(a.service, b.service), cmp.Compare(a.key(), b.key()))
+		if c := cmp.Compare(a.service, b.service); c != 0 {
+			return c // before building the keys, which allocates
+		}
+		return cmp.Compare(a.key(), b.key())
 	})
 }
 

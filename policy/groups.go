@@ -213,13 +213,17 @@ func (g *grouper) sorted() []Group {
 		}
 	}
 	slices.SortFunc(out, func(a, b sortable) int {
-		return cmp.Or(
+		// cmp.Or would compare the rows' content on every comparison: its
+		// arguments are all evaluated.
+		if c := cmp.Or(
 			cmp.Compare(a.Row.Host, b.Row.Host),
 			cmp.Compare(a.Row.Port, b.Row.Port),
 			cmp.Compare(a.Row.Subset, b.Row.Subset),
 			cmp.Compare(a.first, b.first),
-			compareContent(a.Row, b.Row), // services of one host (ServiceEntries)
-		)
+		); c != 0 {
+			return c
+		}
+		return compareContent(a.Row, b.Row) // services of one host (ServiceEntries)
 	})
 	groups := make([]Group, len(out))
 	for i, grp := range out {

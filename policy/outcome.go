@@ -583,7 +583,10 @@ func compareKept(a, b keptGroup) int {
 	); c != 0 {
 		return c
 	}
-	return cmp.Or(cmp.Compare(a.firstKey(), b.firstKey()), cmp.Compare(a.dr.ref(), b.dr.ref()))
+	if c := cmp.Compare(a.firstKey(), b.firstKey()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.dr.ref(), b.dr.ref())
 }
 
 // sameRow reports whether two groups of one position of one collector
