@@ -71,9 +71,10 @@ type State struct {
 	// client plans (clients.go). A DestinationRule event changes the
 	// lookups of the services its host matches only: the rulesVersion of
 	// the namespace its host names (or a namespace-wide wildcard covers)
-	// changes with it. Other wildcards, and the events of any kind but
-	// pods, namespaces and PeerAuthentications (which rule lookups do not
-	// read), change clientVersion, for every service. The namespaces a
+	// changes with it. Other wildcards, the mesh settings, ServiceEntries,
+	// WorkloadEntries and Sidecars change clientVersion, for every
+	// service; pods, namespaces, Services and PeerAuthentications do not
+	// reach the plans (clientsMayChange). The namespaces a
 	// rule's exportTo names are special for the services of its namespace
 	// (specialNamespaces), but they resolve differently only those its host
 	// matches: a plan that keeps the earlier set evaluates them one by one,
@@ -496,12 +497,14 @@ func (s *State) Remove(obj runtime.Object) error {
 }
 
 // clientsMayChange outdates every client plan before an event that can
-// change how clients resolve rules: any but a pod's, a namespace's or a
-// PeerAuthentication's, and a DestinationRule's, which rulesChanged dates.
+// change how clients resolve rules, other than a DestinationRule's (which
+// rulesChanged dates) and the mesh settings' (setMesh): the ServiceEntries
+// of a host, and Sidecars, make client namespaces special (scopingNamespaces).
+// A Kubernetes Service's event replaces that service, with a plan of its
+// own; only ServiceEntry services, which keep none, read the others.
 func (s *State) clientsMayChange(obj runtime.Object) {
 	switch obj.(type) {
-	case *corev1.Pod, *corev1.Namespace, *securityv1.PeerAuthentication, *networkingv1.DestinationRule:
-	default:
+	case *networkingv1.ServiceEntry, *networkingv1.WorkloadEntry, *networkingv1.Sidecar:
 		s.clientVersion = s.versions.Add(1)
 	}
 }
