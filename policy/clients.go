@@ -12,9 +12,10 @@ import (
 // view, resolve. It is kept on the service between decisions: a mesh-wide
 // write evaluates every service, and finding its special namespaces and
 // looking its rules up in the persistent maps, whose nodes are rarely in the
-// CPU's cache, was half of a `*.local` rule's decision. Neither reads pods
-// or PeerAuthentications, and a DestinationRule event outdates the plans of
-// the services its host can match only (State.rulesChanged).
+// CPU's cache, was half of a `*.local` rule's decision. Neither part reads
+// pods, Services or PeerAuthentications, and a DestinationRule event
+// outdates the plans of the services its host can match only
+// (State.rulesChanged, State.clientsMayChange).
 type clientPlan struct {
 	key clientKey
 	// special is specialNamespaces(svc, nil): shared, never changed.
@@ -43,8 +44,7 @@ func (e *env) clientKey(svc *service) clientKey {
 }
 
 // clientCache holds a service's plan. Decisions on different States may
-// share the service and race to store theirs; the version tells whose it
-// is.
+// share the service and race to store theirs; the key tells whose it is.
 type clientCache struct{ atomic.Pointer[clientPlan] }
 
 // rule returns the rule the plain clients of namespace ns resolve ("" for
