@@ -40,6 +40,7 @@ var (
 	writesFlag  = flag.Int("writes", 50, "service-host DestinationRule create+delete pairs per block")
 	bgFlag      = flag.Int("background-writers", 2, "service-host writers running while mesh-wide writes are made")
 	settleFlag  = flag.Duration("settle", time.Second, "pause after an admitted mesh-wide write, for mtlsguard's cache to see it")
+	windowFlag  = flag.Duration("window", time.Second, "report the background writes started within this long after a mesh-wide write started, in both arms")
 	workersFlag = flag.Int("workers", 32, "concurrent creates while loading the cluster")
 	readyFlag   = flag.Duration("ready-timeout", 15*time.Minute, "longest wait for mtlsguard's /readyz")
 	tcRSSFlag   = flag.Int64("tls-check-max-rss", 4096, "MiB: tls-check is killed (and reported so) above this resident set")
@@ -264,6 +265,7 @@ func (b *blockRunner) run(ctx context.Context, block int, a *arm) {
 	}
 	b.r.mesh = append(b.r.mesh, mesh...)
 	b.r.during = append(b.r.during, overlapping(bg, mesh)...)
+	b.r.afterMesh = append(b.r.afterMesh, startedWithin(bg, mesh, *windowFlag)...)
 	for _, w := range bg {
 		// While the `*.local` rule is deleted, mtlsguard rightly denies some
 		// of these (they would add conflicts the rule used to hold): a

@@ -25,6 +25,7 @@ type report struct {
 	pairs            []write       // service-host creates and deletes, both arms
 	mesh             []write       // mesh-wide writes and their undos, both arms
 	during           []write       // background service-host writes overlapping a mesh-wide write
+	afterMesh        []write       // background service-host writes started within -window after a mesh-wide write started
 	decisions        map[string]float64
 	// latencies are mtlsguard's own answer times by reach at the end;
 	// meshPhase those of the requests it answered while mesh-wide writes
@@ -122,23 +123,30 @@ func (r *report) markdown(audit map[string]map[string]string) string {
 	}
 	p("")
 
-	p("**Service-host writes while mesh-wide writes run** (creates and deletes in flight during one)")
+	p("**Service-host writes while mesh-wide writes run**")
 	p("")
-	p("| arm | writes (denied) | p50 | p99 | max |")
-	p("|---|---:|---:|---:|---:|")
+	p("In flight during one: a window as long as the mesh-wide write, which is short with the no-op webhook. Started within %s after one started: the same window in both arms, which holds mtlsguard's decision in one and its audit's recomputation of the admitted write in both.", *windowFlag)
+	p("")
+	p("| arm | window | writes (denied) | p50 | p99 | max |")
+	p("|---|---|---:|---:|---:|---:|")
 	for _, a := range []string{"no-op", "mtlsguard"} {
-		var ds []time.Duration
-		nDenied := 0
-		for _, w := range r.during {
-			if w.arm != a || (w.err != nil && !denied(w.err)) {
-				continue
+		for _, win := range []struct {
+			name string
+			ws   []write
+		}{{"in flight during one", r.during}, {fmt.Sprintf("started within %s", *windowFlag), r.afterMesh}} {
+			var ds []time.Duration
+			nDenied := 0
+			for _, w := range win.ws {
+				if w.arm != a || (w.err != nil && !denied(w.err)) {
+					continue
+				}
+				ds = append(ds, w.took)
+				if w.err != nil {
+					nDenied++
+				}
 			}
-			ds = append(ds, w.took)
-			if w.err != nil {
-				nDenied++
-			}
+			p("| %s | %s | %d (%d) | %s | %s | %s |", a, win.name, len(ds), nDenied, dur(pct(ds, 50)), dur(pct(ds, 99)), dur(pct(ds, 100)))
 		}
-		p("| %s | %d (%d) | %s | %s | %s |", a, len(ds), nDenied, dur(pct(ds, 50)), dur(pct(ds, 99)), dur(pct(ds, 100)))
 	}
 	p("")
 

@@ -134,6 +134,21 @@ func overlapping(ws, during []write) []write {
 	return out
 }
 
+// startedWithin are the writes that started within window after one of
+// during started.
+func startedWithin(ws, during []write, window time.Duration) []write {
+	var out []write
+	for _, w := range ws {
+		for _, d := range during {
+			if !w.start.Before(d.start) && w.start.Before(d.start.Add(window)) {
+				out = append(out, w)
+				break
+			}
+		}
+	}
+	return out
+}
+
 // meshStep is one mesh-wide write, and the write that puts the cluster back
 // when it was admitted.
 type meshStep struct {
