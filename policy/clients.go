@@ -105,6 +105,15 @@ func (p *clientPlan) plainRule(v ClientView) (plannedRule, bool) {
 	return p.rule(v.Namespace)
 }
 
+// viewRule is destinationRule(v, svc) in e, read from plan when the plan
+// holds it; it reports whether it did, with where the lookup ended.
+func (e *env) viewRule(plan *clientPlan, v ClientView, svc *service) (plannedRule, bool) {
+	if r, ok := plan.plainRule(v); ok {
+		return r, true
+	}
+	return plannedRule{ns: v.Namespace, dr: e.destinationRule(v, svc)}, false
+}
+
 // plain reports whether no workloadSelector DestinationRule matches the
 // view's clients (a workloadSelector Sidecar does not change the rule).
 func plain(v ClientView) bool {

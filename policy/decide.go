@@ -150,13 +150,9 @@ func (ev *serviceEval) evaluate(svc *service) {
 	}
 	for _, p := range ev.pairs {
 		generic := p.after.Namespace == ""
-		var drB, drA *mergedRule
-		planned, fromPlan := plan.plainRule(p.before)
-		if fromPlan {
-			drB = planned.dr
-		} else {
-			drB = before.destinationRule(p.before, svc)
-		}
+		planned, fromPlan := before.viewRule(plan, p.before, svc)
+		drB := planned.dr
+		var drA *mergedRule
 		switch ev.scope.kind {
 		case kindPeerAuthentication:
 			drA = drB // the write leaves rules and views alone

@@ -71,11 +71,8 @@ func (s *State) Table(q Query) ([]Group, error) {
 		}
 		for _, v := range classes {
 			generic := v.Namespace == ""
-			r, ok := plan.plainRule(v)
+			r, _ := ev.viewRule(plan, v, svc)
 			dr := r.dr
-			if !ok {
-				dr = ev.destinationRule(v, svc)
-			}
 			for _, sp := range svc.ports {
 				rule, ok := ev.clientRule(v, svc, sp, dr)
 				if !ok {
