@@ -122,25 +122,21 @@ func background(ctx context.Context, istio istioclient.Interface, s shape, arm, 
 // overlapping are the writes that were in flight at some point while one of
 // during was.
 func overlapping(ws, during []write) []write {
-	var out []write
-	for _, w := range ws {
-		for _, d := range during {
-			if w.start.Before(d.end()) && w.end().After(d.start) {
-				out = append(out, w)
-				break
-			}
-		}
-	}
-	return out
+	return near(ws, during, func(w, d write) bool { return w.start.Before(d.end()) && w.end().After(d.start) })
 }
 
 // startedWithin are the writes that started within window after one of
 // during started.
 func startedWithin(ws, during []write, window time.Duration) []write {
+	return near(ws, during, func(w, d write) bool { return !w.start.Before(d.start) && w.start.Before(d.start.Add(window)) })
+}
+
+// near are the writes of ws that match one of during.
+func near(ws, during []write, match func(w, d write) bool) []write {
 	var out []write
 	for _, w := range ws {
 		for _, d := range during {
-			if !w.start.Before(d.start) && w.start.Before(d.start.Add(window)) {
+			if match(w, d) {
 				out = append(out, w)
 				break
 			}
