@@ -3,8 +3,13 @@ package audit
 import (
 	"testing"
 
+	networkingapi "istio.io/api/networking/v1alpha3"
+	securityapi "istio.io/api/security/v1beta1"
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/mtlsguard/mtlsguard/internal/bigcluster"
 	"github.com/mtlsguard/mtlsguard/policy"
@@ -41,26 +46,62 @@ func bigAudit(b *testing.B) (*source, *Auditor) {
 }
 
 // BenchmarkAuditFull is the full recomputation: after the first sync, and
-// after a rule, policy or mesh event.
+// after a rule, policy or mesh event. The events outdate what decisions
+// keep on the services, which the recomputation reads: the mesh policy
+// outdates every service's servers, a wildcard rule every client plan.
 func BenchmarkAuditFull(b *testing.B) {
 	src, a := bigAudit(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if err := a.recompute(dirtySet{full: true}); err != nil {
-			b.Fatal(err)
+	strict, permissive := securityapi.PeerAuthentication_MutualTLS_STRICT, securityapi.PeerAuthentication_MutualTLS_PERMISSIVE
+	wildcard := func(m networkingapi.ClientTLSSettings_TLSmode) runtime.Object {
+		return &networkingv1.DestinationRule{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "ns-17", Name: "event"},
+			Spec:       networkingapi.DestinationRule{Host: "*.example.com", TrafficPolicy: bigcluster.TLSPolicy(m)},
 		}
 	}
-	b.StopTimer()
-	n := 0
-	for _, fs := range a.table {
-		n += len(fs)
+	cases := []struct {
+		name string
+		// events are applied in turn before each recomputation, untimed.
+		events []runtime.Object
+	}{
+		{"Unchanged", nil},
+		{"AfterMeshPolicyEvent", []runtime.Object{meshPolicy(permissive), meshPolicy(strict)}},
+		{"AfterWildcardRuleEvent", []runtime.Object{wildcard(networkingapi.ClientTLSSettings_DISABLE), wildcard(networkingapi.ClientTLSSettings_ISTIO_MUTUAL)}},
 	}
-	if n == 0 {
-		b.Fatal("no conflicts in the generated cluster")
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			most := 0
+			for i := 0; i < b.N; i++ {
+				if len(c.events) > 0 {
+					b.StopTimer()
+					if err := src.st.Apply(c.events[i%len(c.events)]); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+				}
+				if err := a.recompute(dirtySet{full: true}); err != nil {
+					b.Fatal(err)
+				}
+				n := 0
+				for _, fs := range a.table {
+					n += len(fs)
+				}
+				most = max(most, n)
+			}
+			if most == 0 {
+				b.Fatal("no conflicts in the generated cluster")
+			}
+			b.ReportMetric(float64(most), "conflicts")
+		})
 	}
-	b.ReportMetric(float64(n), "conflicts")
-	_ = src
+}
+
+// meshPolicy is the benchmark cluster's mesh PeerAuthentication in mode m.
+func meshPolicy(m securityapi.PeerAuthentication_MutualTLS_Mode) runtime.Object {
+	return &securityv1.PeerAuthentication{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "istio-system", Name: "default"},
+		Spec:       securityapi.PeerAuthentication{Mtls: &securityapi.PeerAuthentication_MutualTLS{Mode: m}},
+	}
 }
 
 // BenchmarkAuditPodEvent is one pod event: a pod of ns-42's svc-3 loses

@@ -158,7 +158,7 @@ func firstSorted(set map[string]bool) ([]string, int) {
 
 // fullTable computes every conflict of the state.
 func fullTable(st *policy.State) (map[string][]finding, error) {
-	groups, err := st.Table(policy.Query{})
+	groups, err := st.Table(policy.Query{Conflicts: true})
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +171,7 @@ func namespaceTable(st *policy.State, namespace string, services []string) ([]fi
 	domain := st.Mesh().ClusterDomain
 	var groups []policy.Group
 	for _, svc := range services {
-		g, err := st.Table(policy.Query{Host: svc + "." + namespace + ".svc." + domain})
+		g, err := st.Table(policy.Query{Host: svc + "." + namespace + ".svc." + domain, Conflicts: true})
 		if err != nil {
 			return nil, err
 		}

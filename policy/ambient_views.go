@@ -151,12 +151,9 @@ func (g *grouper) addZtunnelRows(ev *evaluator, svc *service, perView bool, view
 
 // addZtunnel adds row r for every ztunnel client.
 func (g *grouper) addZtunnel(r *Row) {
-	grp, ok := g.groups[r]
-	if !ok {
-		grp = &Group{Row: r, Views: ViewSet{st: g.st}}
-		g.groups[r] = grp
+	if grp := g.group(r); grp != nil {
+		grp.Views.ztunnel = true
 	}
-	grp.Views.ztunnel = true
 }
 
 // failingZtunnel is failing for ztunnel clients reaching port pi through

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -25,18 +24,42 @@ import (
 // golden scenarios compare.
 func render(t *testing.T, st *State) string {
 	t.Helper()
-	groups, err := st.Table(Query{})
+	return strings.Join(renderRows(t, st, Query{}, false), "")
+}
+
+// renderRows renders the rows of the table q selects, each with its
+// endpoint verdicts; with conflicts, only the CONFLICT rows.
+func renderRows(t *testing.T, st *State, q Query, conflicts bool) []string {
+	t.Helper()
+	groups, err := st.Table(q)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b bytes.Buffer
+	var out []string
 	for _, r := range Expand(groups) {
+		if conflicts && r.Status != Conflict {
+			continue
+		}
+		var b strings.Builder
 		fmt.Fprintf(&b, "%s %s\n", r.View, strings.Join(r.Columns(), " "))
 		for _, ep := range r.Endpoints {
 			fmt.Fprintf(&b, "  %+v\n", ep)
 		}
+		out = append(out, b.String())
 	}
-	return b.String()
+	return out
+}
+
+// checkConflictsQuery checks that Query.Conflicts, which picks rows by the
+// decisions' cached verdicts, lists the full table's CONFLICT rows and no
+// other.
+func checkConflictsQuery(t *testing.T, st *State, after string) {
+	t.Helper()
+	got := strings.Join(renderRows(t, st, Query{Conflicts: true}, false), "")
+	want := strings.Join(renderRows(t, st, Query{}, true), "")
+	if got != want {
+		t.Fatalf("after %s: Query.Conflicts lists other rows than the table's conflicts\n--- Query.Conflicts\n%s--- the table's conflicts\n%s", after, got, want)
+	}
 }
 
 // randomObject is one object of a small universe in which every kind of
@@ -215,6 +238,8 @@ func checkIncremental(t *testing.T, r *rand.Rand, steps int) {
 		if again := decided(t, next, ch); gotDecided != wantDecided || again != wantDecided {
 			t.Fatalf("after %v: %s decides differently on the incremental state\n--- incremental\n%s\n--- again\n%s\n--- fresh\n%s", events, describeChange(ch.Old, ch.New), gotDecided, again, wantDecided)
 		}
+		// After the decisions, whose verdicts it reads.
+		checkConflictsQuery(t, next, fmt.Sprint(events))
 		versions = append(versions, version{st: next, table: got, change: ch, decided: gotDecided})
 		st = next
 	}

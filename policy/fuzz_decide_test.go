@@ -75,6 +75,9 @@ func checkDecision(t *testing.T, objs []runtime.Object, old, upd runtime.Object)
 		t.Errorf("%s: decided on the state after the write, the answer differs", describeChange(old, upd))
 	}
 
+	checkConflictsQuery(t, stBefore, describeChange(old, upd)+", before it")
+	checkConflictsQuery(t, stAfter, describeChange(old, upd)+", after it")
+
 	// The inverse change swaps the two lists.
 	inv, err := stAfter.Decide(ctx, Change{Old: upd, New: old})
 	if err != nil {

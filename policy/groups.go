@@ -140,15 +140,29 @@ func (s *State) viewNamespaces() []string {
 type grouper struct {
 	st     *State
 	groups map[*Row]*Group
+	// conflictsOnly drops the rows that are OK (Query.Conflicts).
+	conflictsOnly bool
+}
+
+// group is r's group, nil when the grouper drops r.
+func (g *grouper) group(r *Row) *Group {
+	if g.conflictsOnly && r.Status != Conflict {
+		return nil
+	}
+	grp, ok := g.groups[r]
+	if !ok {
+		grp = &Group{Row: r, Views: ViewSet{st: g.st}}
+		g.groups[r] = grp
+	}
+	return grp
 }
 
 func newGrouper(st *State) *grouper { return &grouper{st: st, groups: map[*Row]*Group{}} }
 
 func (g *grouper) add(r *Row, v ClientView, generic bool, except map[string]bool) {
-	grp, ok := g.groups[r]
-	if !ok {
-		grp = &Group{Row: r, Views: ViewSet{st: g.st}}
-		g.groups[r] = grp
+	grp := g.group(r)
+	if grp == nil {
+		return
 	}
 	if generic {
 		grp.Views.others = true

@@ -11,6 +11,9 @@ import (
 // not define); an empty one is a row without failures.
 type bitset []uint64
 
+// any reports whether b marks an endpoint.
+func (b bitset) any() bool { return b.hasNew(nil) }
+
 // hasNew reports whether b marks an endpoint that before does not: the
 // row fails for somebody it did not fail for.
 func (b bitset) hasNew(before bitset) bool {
