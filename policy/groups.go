@@ -196,10 +196,7 @@ func (g *grouper) sorted() []Group {
 		first string
 	}
 	out := make([]sortable, 0, len(g.groups))
-	names := g.st.viewNamespaces()
-	for _, grp := range g.groups {
-		grp.Views.names = names
-	}
+	g.shareNames()
 	for _, grps := range byTarget {
 		if len(grps) == 1 {
 			out = append(out, sortable{grps[0], firstKey(grps[0].Views)})
@@ -244,6 +241,27 @@ func (g *grouper) sorted() []Group {
 		groups[i] = *grp.Group
 	}
 	return groups
+}
+
+// shareNames gives the symbolic sets one list of the namespaces with
+// views, made once, when there are several: each set would make its own
+// when listed. The audit asks for the conflicts of one service after
+// every write in its namespace, and listing 2,000 namespaces there for a
+// service without conflicts was a tenth of its work.
+func (g *grouper) shareNames() {
+	symbolic := 0
+	for _, grp := range g.groups {
+		if grp.Views.others {
+			symbolic++
+		}
+	}
+	if symbolic < 2 {
+		return
+	}
+	names := g.st.viewNamespaces()
+	for _, grp := range g.groups {
+		grp.Views.names = names
+	}
 }
 
 func firstKey(v ViewSet) string {
