@@ -3,6 +3,7 @@ package policy
 import (
 	"cmp"
 	"slices"
+	"sync"
 )
 
 // Group is a row and the client views that share it.
@@ -22,10 +23,25 @@ type ViewSet struct {
 	// same row.
 	ztunnel bool
 	st      *State
-	// names lists, sorted, the namespaces that have views when the set was
-	// made: the groups of one Table share it, so that Namespaces need not
-	// sort thousands of names for every row. nil: read st.
+	// names lists, sorted, the namespaces that have views: the groups of
+	// one Table share it, so that Namespaces need not sort thousands of
+	// names for every row. nil: read st.
+	names *namespaceList
+}
+
+// namespaceList is the sorted namespaces that have views, listed when
+// first asked for. Most tables never ask: the audit counts the clients of a
+// mesh-wide row without listing them, and listing 2,000 namespaces for
+// every service it recomputed was a tenth of its work.
+type namespaceList struct {
+	once  sync.Once
+	st    *State
 	names []string
+}
+
+func (l *namespaceList) get() []string {
+	l.once.Do(func() { l.names = l.st.viewNamespaces() })
+	return l.names
 }
 
 // List returns the views, sorted by namespace then selectors.
@@ -82,8 +98,10 @@ func (v ViewSet) Namespaces() []string {
 	if !v.others {
 		return explicit
 	}
-	names := v.names
-	if names == nil {
+	var names []string
+	if v.names != nil {
+		names = v.names.get()
+	} else {
 		names = v.st.viewNamespaces()
 	}
 	// Walk the sorted names beside the few sorted exceptions: a map lookup
@@ -196,7 +214,10 @@ func (g *grouper) sorted() []Group {
 		first string
 	}
 	out := make([]sortable, 0, len(g.groups))
-	g.shareNames()
+	names := &namespaceList{st: g.st}
+	for _, grp := range g.groups {
+		grp.Views.names = names
+	}
 	for _, grps := range byTarget {
 		if len(grps) == 1 {
 			out = append(out, sortable{grps[0], firstKey(grps[0].Views)})
@@ -241,27 +262,6 @@ func (g *grouper) sorted() []Group {
 		groups[i] = *grp.Group
 	}
 	return groups
-}
-
-// shareNames gives the symbolic sets one list of the namespaces with
-// views, made once, when there are several: each set would make its own
-// when listed. The audit asks for the conflicts of one service after
-// every write in its namespace, and listing 2,000 namespaces there for a
-// service without conflicts was a tenth of its work.
-func (g *grouper) shareNames() {
-	symbolic := 0
-	for _, grp := range g.groups {
-		if grp.Views.others {
-			symbolic++
-		}
-	}
-	if symbolic < 2 {
-		return
-	}
-	names := g.st.viewNamespaces()
-	for _, grp := range g.groups {
-		grp.Views.names = names
-	}
 }
 
 func firstKey(v ViewSet) string {
