@@ -105,7 +105,7 @@ func badRule() *networkingv1.DestinationRule {
 
 // request builds an admission request for a write of obj (old for update
 // and delete); dryRun marks it server-side dry-run.
-func request(t *testing.T, op admissionv1.Operation, obj, old runtime.Object) admission.Request {
+func request(t testing.TB, op admissionv1.Operation, obj, old runtime.Object) admission.Request {
 	t.Helper()
 	ref := obj
 	if ref == nil {
@@ -134,7 +134,7 @@ func request(t *testing.T, op admissionv1.Operation, obj, old runtime.Object) ad
 	return req
 }
 
-func testValidator(t *testing.T, k kind, s *Store, mutate ...func(*Options)) *validator {
+func testValidator(t testing.TB, k kind, s *Store, mutate ...func(*Options)) *validator {
 	t.Helper()
 	o := DefaultOptions()
 	// Names everything, unless a test asks for disclosure.go's filter.
