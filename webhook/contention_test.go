@@ -24,17 +24,7 @@ import (
 // second, against the same admissions alone (issue #8). The two arms run in
 // alternating blocks, so that the noise of a shared machine falls on both.
 func BenchmarkContendedDecisions(b *testing.B) {
-	st, err := policy.NewState(bigcluster.Snapshot(1))
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := NewStore(st.Mesh())
-	if err != nil {
-		b.Fatal(err)
-	}
-	s.state.Store(st)
-	s.markSynced()
-
+	s := bigStore(b)
 	host := policy.Change{New: &networkingv1.DestinationRule{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ns-17", Name: "bad-rule", CreationTimestamp: metav1.Now()},
 		Spec:       networkingapi.DestinationRule{Host: "svc-3.ns-43.svc.cluster.local", TrafficPolicy: bigcluster.TLSPolicy(networkingapi.ClientTLSSettings_DISABLE)},

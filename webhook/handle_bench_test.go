@@ -18,17 +18,7 @@ import (
 // the engine's question and the answer, what mtlsguard adds to every write
 // of a rule beside the HTTP exchange.
 func BenchmarkHandleServiceHost(b *testing.B) {
-	st, err := policy.NewState(bigcluster.Snapshot(1))
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := NewStore(st.Mesh())
-	if err != nil {
-		b.Fatal(err)
-	}
-	s.state.Store(st)
-	s.markSynced()
-	v := testValidator(b, destinationRules, s)
+	v := testValidator(b, destinationRules, bigStore(b))
 	dr := &networkingv1.DestinationRule{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.istio.io/v1", Kind: "DestinationRule"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ns-17", Name: "svc-3", CreationTimestamp: metav1.Now()},
@@ -42,4 +32,20 @@ func BenchmarkHandleServiceHost(b *testing.B) {
 			b.Fatalf("denied: %v", resp.Result)
 		}
 	}
+}
+
+// bigStore is a synced Store holding the 50,000-pod benchmark cluster.
+func bigStore(b *testing.B) *Store {
+	b.Helper()
+	st, err := policy.NewState(bigcluster.Snapshot(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := NewStore(st.Mesh())
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.state.Store(st)
+	s.markSynced()
+	return s
 }
