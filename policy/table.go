@@ -20,6 +20,11 @@ type Query struct {
 	// grouping and sorting the rows that are fine was a third of its
 	// whole-table recomputation, and most of what it allocated.
 	Conflicts bool
+	// Yield, if set, is called between services, every few. The audit
+	// passes one that waits while admissions are being decided: a whole
+	// table is background work, and on a small node it took a CPU from
+	// the mesh-wide decision it ran beside.
+	Yield func()
 }
 
 // Table evaluates every service port and subset for the client views q
@@ -76,6 +81,9 @@ func (s *State) Table(q Query) ([]Group, error) {
 			// beside admissions, which then need not wait for the
 			// scheduler to preempt it.
 			goruntime.Gosched()
+			if q.Yield != nil {
+				q.Yield()
+			}
 		}
 		if verdicts != nil {
 			verdicts.reset(svc)
