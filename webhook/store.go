@@ -39,6 +39,9 @@ type Store struct {
 	// staleness counts informers that are listing again after a failed
 	// watch (staleness.go).
 	staleness staleness
+	// decisions counts decisions in flight, which the audit gives way to
+	// (Yield).
+	decisions inflight
 	// OnChange, if set before the informers start, is told of every object
 	// applied or removed (deleted), after the state has it.
 	OnChange func(obj runtime.Object, deleted bool)

@@ -218,6 +218,8 @@ func (v *validator) decideBy(ctx context.Context, ch policy.Change) (verdict, er
 				done <- answer{err: fmt.Errorf("engine panic: %v", r)}
 			}
 		}()
+		v.store.decisions.begin()
+		defer v.store.decisions.end()
 		vd, err := v.decide(ctx, ch)
 		done <- answer{vd, err}
 	}()
