@@ -28,6 +28,10 @@ type Source interface {
 	View(fn func(*policy.State) error) error
 	// Synced reports whether the cache holds the whole cluster.
 	Synced() bool
+	// Yield returns when a whole-table recomputation may go on: it is
+	// called between services, and webhook.Store waits in it while
+	// admissions are decided, which the audit must not slow.
+	Yield()
 }
 
 // Auditor keeps the conflict table current and publishes it. Observe must
@@ -314,7 +318,7 @@ func (a *Auditor) recompute(d dirtySet) error {
 	}
 	return a.src.View(func(st *policy.State) error {
 		if d.full {
-			t, err := fullTable(st)
+			t, err := fullTable(st, a.src.Yield)
 			if err != nil {
 				return fmt.Errorf("conflict table: %w", err)
 			}

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -123,5 +124,28 @@ func TestRecomputationsAreDebounced(t *testing.T) {
 	src.mu.Unlock()
 	if limit := int(time.Since(start)/a.interval) + 1; n < 1 || n > limit {
 		t.Errorf("%d recomputations for 50 events in %v, want 1 to %d", n, time.Since(start), limit)
+	}
+}
+
+// TestWholeTableRecomputationsGiveWayToAdmissions proves a whole-table
+// recomputation asks its Source for leave between services, every eight:
+// webhook.Store waits there while admissions are decided.
+func TestWholeTableRecomputationsGiveWayToAdmissions(t *testing.T) {
+	src := newSource(t)
+	a := newAuditor(t, src, nil)
+	objs := deepDive()
+	for i := range 30 {
+		name := fmt.Sprintf("app%d", i)
+		objs = append(objs, service("default", name, 80, 8080), pod("default", name+"-1", name, i%2 == 0))
+	}
+	src.apply(t, objs...)
+	if err := a.recompute(dirtySet{full: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := src.yields.Load(), int64(32/8); got != want {
+		t.Errorf("a whole table of 32 services yielded %d times, want %d", got, want)
+	}
+	if len(a.table["default"]) == 0 {
+		t.Error("no conflicts found: pods without a sidecar behind STRICT")
 	}
 }

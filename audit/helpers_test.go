@@ -2,6 +2,7 @@ package audit
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,6 +31,8 @@ type source struct {
 	// slow, if set, is how long a View takes; viewed are their starts.
 	slow   time.Duration
 	viewed []time.Time
+	// yields counts calls of Yield.
+	yields atomic.Int64
 }
 
 func newSource(t *testing.T) *source {
@@ -51,6 +54,8 @@ func (s *source) View(fn func(*policy.State) error) error {
 }
 
 func (s *source) Synced() bool { return true }
+
+func (s *source) Yield() { s.yields.Add(1) }
 
 func (s *source) apply(t *testing.T, objs ...runtime.Object) {
 	t.Helper()

@@ -157,8 +157,8 @@ func firstSorted(set map[string]bool) ([]string, int) {
 }
 
 // fullTable computes every conflict of the state.
-func fullTable(st *policy.State) (map[string][]finding, error) {
-	groups, err := st.Table(policy.Query{Conflicts: true})
+func fullTable(st *policy.State, yield func()) (map[string][]finding, error) {
+	groups, err := st.Table(policy.Query{Conflicts: true, Yield: yield})
 	if err != nil {
 		return nil, err
 	}

@@ -19,7 +19,7 @@ func TestNoSidecarPodIsAConflict(t *testing.T) {
 	var full map[string][]finding
 	var ns []finding
 	err := src.View(func(st *policy.State) (err error) {
-		if full, err = fullTable(st); err != nil {
+		if full, err = fullTable(st, nil); err != nil {
 			return err
 		}
 		ns, err = namespaceTable(st, "default", []string{"httpbin", "sleep"})
@@ -59,7 +59,7 @@ func TestReportsPerCauseNamespace(t *testing.T) {
 	src.apply(t, destRule("team", "bad-rule", "httpbin.default.svc.cluster.local", networkingapi.ClientTLSSettings_DISABLE))
 	src.apply(t, namespace("team", map[string]string{"istio-injection": "enabled"}))
 	var table map[string][]finding
-	if err := src.View(func(st *policy.State) (err error) { table, err = fullTable(st); return err }); err != nil {
+	if err := src.View(func(st *policy.State) (err error) { table, err = fullTable(st, nil); return err }); err != nil {
 		t.Fatal(err)
 	}
 	reports, reported := buildReports(table, map[string][]rendered{}, snapshot{off: map[string]bool{}}, nil)
