@@ -328,3 +328,21 @@ func BenchmarkApply(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecisionMeshWideAfterPolicyEvent is the restore of the mesh
+// PeerAuthentication right after the write it undoes was stored: that
+// event outdates every service's servers (servers.go), so this is the cost
+// of the first mesh-wide decision after a mesh policy changed, the one that
+// makes them again.
+func BenchmarkDecisionMeshWideAfterPolicyEvent(b *testing.B) {
+	st := bigState(b)
+	strict, permissive := securityapi.PeerAuthentication_MutualTLS_STRICT, securityapi.PeerAuthentication_MutualTLS_PERMISSIVE
+	after := func() *policy.State {
+		next := st.Clone()
+		if err := next.Apply(meshPA(permissive)); err != nil {
+			b.Fatal(err)
+		}
+		return next
+	}
+	decideOn(b, after, policy.Change{Old: meshPA(permissive), New: meshPA(strict)}, false)
+}
