@@ -229,6 +229,10 @@ func (b *blockRunner) run(ctx context.Context, block int, a *arm) {
 			t.Fatal(err)
 		}
 	}
+	cpuBefore, err := sampleCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
 	stop := background(ctx, b.istio, b.shape, a.name, fmt.Sprint(block), *bgFlag)
 	var mesh []write
 	for _, st := range meshSteps(b.istio) {
@@ -251,6 +255,14 @@ func (b *blockRunner) run(ctx context.Context, block int, a *arm) {
 		time.Sleep(*settleFlag)
 	}
 	bg := stop()
+	cpuAfter, err := sampleCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.r.meshCPU == nil {
+		b.r.meshCPU = map[string]cpuUse{}
+	}
+	b.r.meshCPU[a.name] = b.r.meshCPU[a.name].add(cpuBefore, cpuAfter)
 	if a.name == "mtlsguard" {
 		after, err := b.mg.latencies()
 		if err != nil {

@@ -195,30 +195,6 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// cpuTicks is the CPU time (user and system, in clock ticks) a process has
-// used, from /proc/PID/stat.
-func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name, in parentheses, may hold spaces: count fields after it.
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the name", pid, len(fields))
-	}
-	var total int64
-	for _, f := range fields[11:13] { // utime, stime: fields 14 and 15 of stat(5)
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-		}
-		total += n
-	}
-	return total, nil
-}
-
 // quiesce waits until mtlsguard has used under 5% of a CPU for a second:
 // after mesh-wide writes its informers keep applying events for a while,
 // and a block that started then would pay for the previous one.

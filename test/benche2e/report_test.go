@@ -32,10 +32,13 @@ type report struct {
 	// ran (from the first mesh-wide write to the last background write).
 	latencies, meshPhase map[string]histogram
 	tlsCheck             []cliRun
-	quiet                []time.Duration   // per block: wait for mtlsguard to go idle
-	caughtUp             []time.Duration   // per mtlsguard block: wait for its cache to match the cluster
-	fixups               map[string]*fixup // by label
-	errors               []string
+	quiet                []time.Duration // per block: wait for mtlsguard to go idle
+	// meshCPU is the CPU each process used while mesh-wide writes ran, by
+	// arm.
+	meshCPU  map[string]cpuUse
+	caughtUp []time.Duration   // per mtlsguard block: wait for its cache to match the cluster
+	fixups   map[string]*fixup // by label
+	errors   []string
 }
 
 // fixup counts a restoring write that arm mtlsguard refused, made again
@@ -158,6 +161,22 @@ func (r *report) markdown(audit map[string]map[string]string) string {
 		for _, reach := range sortedKeys(r.latencies) {
 			h, m := r.latencies[reach], r.meshPhase[reach]
 			p("| %s | %.0f | %s | %s | %.0f | %s | %s |", reach, h.count, h.within(0.5), h.within(0.99), m.count, m.within(0.5), m.within(0.99))
+		}
+		p("")
+	}
+
+	if len(r.meshCPU) > 0 {
+		p("**Who used the CPUs while mesh-wide writes ran** (average CPUs over the mesh-wide phases, from /proc; %d CPUs in all)", r.cpus)
+		p("")
+		p("| arm | phases | %s |", strings.Join(cpuProcs, " | "))
+		p("|---|---:|%s", strings.Repeat("---:|", len(cpuProcs)))
+		for _, arm := range sortedKeys(r.meshCPU) {
+			u := r.meshCPU[arm]
+			cells := make([]string, len(cpuProcs))
+			for i, proc := range cpuProcs {
+				cells[i] = fmt.Sprintf("%.2f", u.cores(proc))
+			}
+			p("| %s | %s | %s |", arm, dur(u.wall), strings.Join(cells, " | "))
 		}
 		p("")
 	}
