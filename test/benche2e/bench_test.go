@@ -38,7 +38,8 @@ var (
 	outFlag     = flag.String("out", "", "also write the Markdown report to this file")
 	blocksFlag  = flag.Int("blocks", 6, "measurement blocks, alternating mtlsguard and the no-op webhook (ABBA order)")
 	writesFlag  = flag.Int("writes", 50, "service-host DestinationRule create+delete pairs per block")
-	bgFlag      = flag.Int("background-writers", 2, "service-host writers running while mesh-wide writes are made")
+	bgRateFlag  = flag.Float64("background-rate", 25, "service-host create+delete pairs started per second while mesh-wide writes are made, each on schedule (open loop); 0 runs -background-writers back to back instead")
+	bgFlag      = flag.Int("background-writers", 2, "with -background-rate 0: service-host writers writing back to back while mesh-wide writes are made (closed loop)")
 	settleFlag  = flag.Duration("settle", time.Second, "pause after an admitted mesh-wide write, for mtlsguard's cache to see it")
 	windowFlag  = flag.Duration("window", time.Second, "report the background writes started within this long after a mesh-wide write started, in both arms")
 	workersFlag = flag.Int("workers", 32, "concurrent creates while loading the cluster")
@@ -68,7 +69,7 @@ func TestBenchE2E(t *testing.T) {
 	}
 	work := workDir(t)
 	r := &report{shape: newShape(*scaleFlag), scale: *scaleFlag, blocks: *blocksFlag, writes: *writesFlag,
-		background: *bgFlag, cpus: runtime.NumCPU(), date: time.Now().UTC()}
+		background: *bgFlag, backgroundRate: *bgRateFlag, cpus: runtime.NumCPU(), date: time.Now().UTC()}
 
 	cp := startControlPlane(t, root, bin, work)
 	kube, istio := clients(t, cp)
@@ -233,7 +234,7 @@ func (b *blockRunner) run(ctx context.Context, block int, a *arm) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := background(ctx, b.istio, b.shape, a.name, fmt.Sprint(block), *bgFlag)
+	stop := background(ctx, b.istio, b.shape, a.name, fmt.Sprint(block), *bgFlag, *bgRateFlag)
 	var mesh []write
 	for _, st := range meshSteps(b.istio) {
 		w := st.run(ctx, a.name)

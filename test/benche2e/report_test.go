@@ -14,6 +14,7 @@ type report struct {
 	shape                      shape
 	scale                      float64
 	blocks, writes, background int
+	backgroundRate             float64 // pairs a second; 0: background writers back to back
 	cpus                       int
 	date                       time.Time
 
@@ -76,8 +77,12 @@ func (r *report) markdown(audit map[string]map[string]string) string {
 
 	p("### `make bench-e2e SCALE=%g`", r.scale)
 	p("")
-	p("%s, %d CPUs. %s, loaded through the API server; the shipped webhook configuration (timeoutSeconds %d) pointed at bin/mtlsguard or at a no-op webhook. %d blocks alternating the two arms (ABBA), %d service-host create+delete pairs per block, %d background writers during the mesh-wide writes.",
-		r.date.Format("2006-01-02 15:04 MST"), r.cpus, r.shape, int(r.timeout.Seconds()), r.blocks, r.writes, r.background)
+	load := fmt.Sprintf("%g service-host create+delete pairs started a second (open loop)", r.backgroundRate)
+	if r.backgroundRate == 0 {
+		load = fmt.Sprintf("%d background writers writing service-host pairs back to back (closed loop)", r.background)
+	}
+	p("%s, %d CPUs. %s, loaded through the API server; the shipped webhook configuration (timeoutSeconds %d) pointed at bin/mtlsguard or at a no-op webhook. %d blocks alternating the two arms (ABBA), %d service-host create+delete pairs per block, %s during the mesh-wide writes.",
+		r.date.Format("2006-01-02 15:04 MST"), r.cpus, r.shape, int(r.timeout.Seconds()), r.blocks, r.writes, load)
 	p("")
 
 	p("**Loading the cluster** (kind after kind, %d concurrent creates)", *workersFlag)

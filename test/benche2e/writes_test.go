@@ -84,33 +84,55 @@ func servicePair(ctx context.Context, istio istioclient.Interface, s shape, arm,
 	return create, del
 }
 
-// background runs writers goroutines that create and delete service rules
-// until stop is called, which returns every write they made.
-func background(ctx context.Context, istio istioclient.Interface, s shape, arm, tag string, writers int) (stop func() []write) {
+// background writes service rules, creating and deleting each, until stop
+// is called, which returns every write made. With rate > 0 it starts rate
+// pairs a second on a fixed schedule, each in its own goroutine (an open
+// loop: the same load in both arms, and a slow write delays no other);
+// with rate 0, writers goroutines write pairs back to back (a closed loop,
+// which saturates the API server and offers the faster arm more writes).
+func background(ctx context.Context, istio istioclient.Interface, s shape, arm, tag string, writers int, rate float64) (stop func() []write) {
 	done := make(chan struct{})
 	var mu sync.Mutex
 	var out []write
 	var wg sync.WaitGroup
-	for g := range writers {
+	pair := func(name string, i int) (ok bool) {
+		c, d := servicePair(ctx, istio, s, arm, name, i)
+		mu.Lock()
+		defer mu.Unlock()
+		out = append(out, c)
+		if c.err == nil {
+			out = append(out, d)
+		}
+		return c.err == nil || ctx.Err() == nil
+	}
+	if rate > 0 {
 		wg.Go(func() {
+			tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+			defer tick.Stop()
 			for i := 0; ; i++ {
 				select {
 				case <-done:
 					return
-				default:
+				case <-tick.C:
 				}
-				c, d := servicePair(ctx, istio, s, arm, fmt.Sprintf("bg-%s-%d-%d", tag, g, i), i*writers+g)
-				mu.Lock()
-				out = append(out, c)
-				if c.err == nil {
-					out = append(out, d)
-				}
-				mu.Unlock()
-				if c.err != nil && ctx.Err() != nil {
-					return
-				}
+				wg.Go(func() { pair(fmt.Sprintf("bg-%s-%d", tag, i), i) })
 			}
 		})
+	} else {
+		for g := range writers {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					select {
+					case <-done:
+						return
+					default:
+					}
+					if !pair(fmt.Sprintf("bg-%s-%d-%d", tag, g, i), i*writers+g) {
+						return
+					}
+				}
+			})
+		}
 	}
 	return func() []write {
 		close(done)
