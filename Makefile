@@ -135,10 +135,13 @@ SCALE     ?= 1.0
 BENCH_OUT ?= $(CURDIR)/bench-e2e.md
 # BENCH_PROFILE, when set, is where bench-e2e writes a CPU profile of mtlsguard.
 BENCH_PROFILE ?=
+# BENCH_ARGS are more flags of the harness, e.g. -blocks 12 or
+# -background-rate 0 (see test/benche2e/bench_test.go).
+BENCH_ARGS ?=
 
 .PHONY: bench-e2e
 bench-e2e: bin build ## Load a cluster of SCALE (1.0: 50,000 pods) into a local control plane; time mtlsguard vs a no-op webhook and tls-check; report in BENCH_OUT.
-	cd test/benche2e && $(GO) test -count=1 -timeout 0 -run TestBenchE2E -v . -args -scale $(SCALE) -out $(BENCH_OUT) $(if $(BENCH_PROFILE),-cpu-profile $(BENCH_PROFILE))
+	cd test/benche2e && $(GO) test -count=1 -timeout 0 -run TestBenchE2E -v . -args -scale $(SCALE) -out $(BENCH_OUT) $(if $(BENCH_PROFILE),-cpu-profile $(BENCH_PROFILE)) $(BENCH_ARGS)
 
 .PHONY: conformance
 conformance: build $(ORACLE) ## Compare the engine with Istio's control plane on 3,000 generated meshes of three families.
