@@ -39,15 +39,15 @@ func (f *inflight) end() {
 	}
 }
 
-// wait returns once no decision is in flight, or after max.
-func (f *inflight) wait(max time.Duration) {
+// wait returns once no decision is in flight, or after limit.
+func (f *inflight) wait(limit time.Duration) {
 	f.mu.Lock()
 	idle := f.idle
 	f.mu.Unlock()
 	if idle == nil {
 		return
 	}
-	t := time.NewTimer(max)
+	t := time.NewTimer(limit)
 	defer t.Stop()
 	select {
 	case <-idle:
